@@ -3,6 +3,7 @@
  * runner (bench/run.ts) prints them as a markdown table and writes JSON under results/. Nothing here
  * runs under `npm test`.
  */
+export { median } from '../src/gpu/stats.js';
 
 export interface BenchRow {
   /** Area of sparq, e.g. 'numerics' or 'attention'. */
@@ -34,9 +35,3 @@ export interface BenchModule {
   run(ctx: BenchContext): Promise<BenchRow[]>;
 }
 
-/** Median of a non-empty list. */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}

@@ -1,0 +1,248 @@
+/**
+ * Dense attention on WebGPU. A plan picks the kernel tier from the device's capability record and the
+ * problem (subgroup-matrix tensor cores → packed f16 → plain f32), generates the WGSL, and records the
+ * dispatches; `attentionGpu` runs a plan once. Benchmarks time `plan.record` directly.
+ */
+import {
+  DTypeError,
+  ShapeError,
+  UnsupportedHeadDimError,
+  UnsupportedOptionError,
+} from '../core/errors.js';
+import type { GpuTier } from '../gpu/capabilities.js';
+import { emptyFloat16Like, recordCastToFloat16 } from '../gpu/cast.js';
+import { BUFFER_USAGE, GpuTensor, emptyGpu } from '../gpu/gpu-tensor.js';
+import type { GpuRuntime } from '../gpu/runtime.js';
+import { FLASH_PARAMS_BYTES, packFlashParams } from './flash-params.js';
+import {
+  DEFAULT_MMA_CONFIG,
+  type MmaFlashConfig,
+  mmaBlockQ,
+  mmaFlashWgsl,
+  mmaWorkgroupBytes,
+} from './flash-wgsl-mma.js';
+import { scalarBlockK, scalarFlashWgsl } from './flash-wgsl-scalar.js';
+import {
+  type AttentionOptions,
+  type AttentionProblem,
+  type AttentionWithLse,
+  resolveAttentionProblem,
+} from './options.js';
+
+export interface GpuAttentionOptions extends AttentionOptions {
+  /**
+   * Kernel tier. 'auto' (default) runs float16 inputs on the best f16 tier the device has
+   * ('subgroup-matrix' when it offers f16×f16→f32 16×16×16 matrices and the head dim is a multiple of
+   * 16, else 'f16', else 'f32') and float32 inputs on the 'f32' tier. Naming an f16 tier for float32
+   * inputs converts them to float16 on the GPU first.
+   */
+  tier?: 'auto' | GpuTier;
+  /** Tile parameters of the subgroup-matrix kernel (benchmarks and tests; defaults are tuned). */
+  mma?: Partial<Omit<MmaFlashConfig, 'headDim' | 'subgroupSize'>>;
+}
+
+export interface GpuAttentionPlan {
+  readonly problem: AttentionProblem;
+  readonly tier: GpuTier;
+  /** Output in q's layout, float32. */
+  readonly out: GpuTensor<'float32'>;
+  /** Natural-log LSE [B, Hq, Nq], float32. */
+  readonly lse: GpuTensor<'float32'>;
+  /** Records the conversion (if any) and attention dispatches into a compute pass. */
+  record(pass: GPUComputePassEncoder): void;
+  /** Records only the attention kernel (inputs already converted), for kernel-only timing. */
+  recordKernel(pass: GPUComputePassEncoder): void;
+  /** Frees the plan's temporary buffers (not `out` or `lse`). */
+  destroyTemporaries(): void;
+}
+
+const SCALAR_WORKGROUP = 64;
+
+function assertSameRuntime(q: GpuTensor, k: GpuTensor, v: GpuTensor): GpuRuntime {
+  if (k.runtime !== q.runtime || v.runtime !== q.runtime) {
+    throw new UnsupportedOptionError('q, k and v must live on the same GPU runtime; download and upload to move tensors');
+  }
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const) {
+    if (t.isDestroyed) throw new UnsupportedOptionError(`${name} was destroyed and can no longer be used`);
+  }
+  return q.runtime;
+}
+
+function chooseTier(runtime: GpuRuntime, p: AttentionProblem, requested: GpuAttentionOptions['tier']): GpuTier {
+  const tiers = runtime.caps.tiers;
+  const mmaFits = p.headDim % 16 === 0 && p.headDim <= 256;
+  if (requested === undefined || requested === 'auto') {
+    if (p.dtype === 'float32') return 'f32';
+    if (tiers.includes('subgroup-matrix') && mmaFits) return 'subgroup-matrix';
+    return tiers.includes('f16') ? 'f16' : 'f32';
+  }
+  if (requested !== 'subgroup-matrix' && requested !== 'f16' && requested !== 'f32') {
+    throw new UnsupportedOptionError(
+      `tier must be 'auto', 'subgroup-matrix', 'f16' or 'f32'; got ${JSON.stringify(requested)}`,
+    );
+  }
+  if (!tiers.includes(requested)) {
+    throw new UnsupportedOptionError(
+      `tier '${requested}' is not available on this device (it offers ${tiers.join(', ')}); use tier 'auto'`,
+    );
+  }
+  if (requested === 'subgroup-matrix' && !mmaFits) {
+    throw new UnsupportedHeadDimError(
+      `the subgroup-matrix tier needs a head dim that is a multiple of 16 and at most 256; got ${p.headDim}. ` +
+        `Use tier 'f16' or 'f32' (any head dim), or pad the head dim with zeros and pass smScale = 1/sqrt(${p.headDim}).`,
+    );
+  }
+  return requested;
+}
+
+/** Builds a dense attention plan for GPU tensors (nothing is submitted). */
+export function planAttentionGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: GpuAttentionOptions = {},
+): GpuAttentionPlan {
+  const p = resolveAttentionProblem(q, k, v, opts, ['tier', 'mma']);
+  const runtime = assertSameRuntime(q, k, v);
+  runtime.assertAlive();
+  for (const t of [q, k, v]) {
+    if (t.dtype !== 'float32' && t.dtype !== 'float16') {
+      throw new DTypeError(`GPU attention takes float16 or float32 tensors; got ${t.dtype}. Convert on the host first.`);
+    }
+  }
+  if (k.dtype !== q.dtype || v.dtype !== q.dtype) {
+    throw new DTypeError(`q, k and v must share one dtype on the GPU; got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+  }
+  if (p.nanPolicy === 'error') {
+    throw new UnsupportedOptionError(
+      "nanPolicy 'error' scans host tensors; GPU tensors are not read back. Check the inputs before upload, " +
+        "or use nanPolicy 'propagate'.",
+    );
+  }
+  const tier = chooseTier(runtime, p, opts.tier);
+  const limits = runtime.caps.limits;
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const) {
+    if (t.byteLength > limits.maxStorageBufferBindingSize) {
+      throw new ShapeError(
+        `${name} has ${t.byteLength} bytes, above this device's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); split the batch or heads`,
+      );
+    }
+  }
+
+  const out = emptyGpu(runtime, q.shape, 'float32', 'attention out');
+  const lse = emptyGpu(runtime, [p.batch, p.headsQ, p.tokensQ], 'float32', 'attention lse');
+  const temporaries: GpuTensor[] = [];
+  const empty = p.batch === 0 || p.tokensQ === 0 || p.headsQ === 0;
+
+  // f16 tiers given float32 tensors read converted copies, refreshed by every record()
+  const needF16 = tier !== 'f32' && q.dtype === 'float32';
+  const inputs: GpuTensor[] = needF16 ? [q, k, v].map(emptyFloat16Like) : [q, k, v];
+  if (needF16) temporaries.push(...inputs);
+  const recordCast = (pass: GPUComputePassEncoder) => {
+    if (needF16) [q, k, v].forEach((t, i) => recordCastToFloat16(t, inputs[i] as GpuTensor<'float16'>, pass));
+  };
+
+  let code: string;
+  let workgroupsX: number;
+  let scratch: GpuTensor | undefined;
+  if (tier === 'subgroup-matrix') {
+    const cfg: MmaFlashConfig = { ...DEFAULT_MMA_CONFIG, ...opts.mma, headDim: p.headDim, subgroupSize: 32 };
+    if (mmaWorkgroupBytes(cfg) > limits.maxComputeWorkgroupStorageSize) {
+      throw new UnsupportedOptionError(
+        `subgroup-matrix tiles ${JSON.stringify(opts.mma ?? {})} need ${mmaWorkgroupBytes(cfg)} bytes of workgroup memory; ` +
+          `this device allows ${limits.maxComputeWorkgroupStorageSize}. Use smaller blockK or fewer warps.`,
+      );
+    }
+    if (runtime.caps.subgroupMinSize !== 32 || runtime.caps.subgroupMaxSize !== 32) {
+      throw new UnsupportedOptionError(
+        `the subgroup-matrix kernel assumes subgroups of 32 lanes; this device reports ${runtime.caps.subgroupMinSize}..${runtime.caps.subgroupMaxSize}. Use tier 'f16'.`,
+      );
+    }
+    code = mmaFlashWgsl(cfg);
+    workgroupsX = Math.ceil(p.tokensQ / mmaBlockQ(cfg));
+    if (!empty) {
+      scratch = emptyGpu(runtime, [p.batch * p.headsQ * workgroupsX * mmaBlockQ(cfg) * p.headDim], 'float32', 'attention scratch');
+      temporaries.push(scratch);
+    }
+  } else {
+    const shaderF16 = tier === 'f16';
+    const blockK = scalarBlockK(p.headDim, shaderF16 ? 2 : 4, limits.maxComputeWorkgroupStorageSize);
+    code = scalarFlashWgsl({
+      input: tier === 'f16' || q.dtype === 'float16' ? 'f16' : 'f32',
+      shaderF16,
+      headDim: p.headDim,
+      blockK,
+      workgroupSize: SCALAR_WORKGROUP,
+    });
+    workgroupsX = Math.ceil(p.tokensQ / SCALAR_WORKGROUP);
+  }
+  const maxGroups = limits.maxComputeWorkgroupsPerDimension;
+  if (workgroupsX > maxGroups || p.headsQ > maxGroups || p.batch > maxGroups) {
+    throw new ShapeError(
+      `this problem needs a ${workgroupsX}×${p.headsQ}×${p.batch} dispatch; the device allows ${maxGroups} per dimension. Split the batch or sequence.`,
+    );
+  }
+  const params = runtime.createBuffer(FLASH_PARAMS_BYTES, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'attention params');
+  runtime.device.queue.writeBuffer(params, 0, packFlashParams(p, p.headDim, workgroupsX));
+  const pipeline = empty ? undefined : runtime.pipeline(code);
+
+  const recordKernel = (pass: GPUComputePassEncoder) => {
+    if (!pipeline) return;
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: params } },
+      ...inputs.map((t, i) => ({ binding: i + 1, resource: { buffer: t.buffer } })),
+      { binding: 4, resource: { buffer: out.buffer } },
+      { binding: 5, resource: { buffer: lse.buffer } },
+    ];
+    if (scratch) entries.push({ binding: 6, resource: { buffer: scratch.buffer } });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, runtime.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    pass.dispatchWorkgroups(workgroupsX, p.headsQ, p.batch);
+  };
+
+  return {
+    problem: p,
+    tier,
+    out,
+    lse,
+    record(pass) {
+      recordCast(pass);
+      recordKernel(pass);
+    },
+    recordKernel,
+    destroyTemporaries() {
+      for (const t of temporaries) t.destroy();
+      temporaries.length = 0;
+      params.destroy();
+    },
+  };
+}
+
+/** Dense attention of GPU tensors; returns GPU tensors (see `attention`). */
+export function attentionGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: GpuAttentionOptions = {},
+): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
+  const plan = planAttentionGpu(q, k, v, opts);
+  const runtime = q.runtime;
+  const enc = runtime.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  plan.record(pass);
+  pass.end();
+  runtime.device.queue.submit([enc.finish()]);
+  // destroying after submit is safe: WebGPU frees a buffer once the work using it has completed
+  plan.destroyTemporaries();
+  if (plan.problem.returnLse) return { out: plan.out, lse: plan.lse };
+  plan.lse.destroy();
+  return plan.out;
+}

@@ -1,0 +1,296 @@
+/**
+ * WGSL generator for the tensor-core dense attention tier: FlashAttention-2 (Dao 2023, Alg. 1) with
+ * S = QKᵀ and O += PV on f16 subgroup matrices with f32 results (Dawn's
+ * `chromium_experimental_subgroup_matrix`, 16×16×16, which NVIDIA's Vulkan driver lowers to warp MMA).
+ *
+ * What differs from a CUDA FlashAttention, and why:
+ * - Subgroup matrices are opaque: a lane cannot read or scale one element of S or O. So S goes through
+ *   workgroup memory (store, per-row softmax on lanes, P written back as f16 and loaded as a left
+ *   matrix), and per-row rescaling of O cannot happen in registers.
+ * - Hence lazy rescaling: each row keeps a reference max m_ref and P = exp2(s − m_ref). m_ref only moves
+ *   when the row max exceeds it by more than `tau` (log2 units), which bounds P by 2^tau (exact in f16)
+ *   and is rare after the first key tile. When any row of the workgroup moves, the whole workgroup
+ *   stores its O matrices to a scratch buffer, scales rows there and loads them back (a uniform branch,
+ *   since barriers need workgroup-uniform control flow). The final O / l goes through the same scratch.
+ *   Algebraically this is exact: O and l always share the row's reference.
+ * - K/V tiles are staged global → registers → workgroup memory (WGSL has no async copy), with the next
+ *   tile's global loads issued before the current tile's math (single buffer plus register prefetch,
+ *   the fastest scheme measured for WGSL GEMMs on the H100, shared/research/webgpu_gemm_h100.md).
+ * - Workgroup arrays are vec4<u32> with rows padded by 16 bytes, and every subgroup-matrix variable has
+ *   a constant name (straight-line code): both measured to matter 1.6× for GEMMs on the H100.
+ */
+import { FLASH_PARAMS_WGSL } from './flash-params.js';
+
+export interface MmaFlashConfig {
+  /** Head dim as stored: a multiple of 16. */
+  headDim: number;
+  /** Subgroups per workgroup. */
+  warps: number;
+  /** Query rows per subgroup: 16 or 32 (two or one lanes per row in the softmax). */
+  rowsPerWarp: 16 | 32;
+  /** Keys per staged tile: 16, 32 or 64. */
+  blockK: 16 | 32 | 64;
+  /** Keep Q's fragments in registers for the whole key loop (else reload them from global each tile). */
+  qInRegisters: boolean;
+  /** Rescale threshold in log2 units: P ≤ 2^tau. */
+  tau: number;
+  /** Subgroup size the lane mapping assumes (32 on NVIDIA). */
+  subgroupSize: 32;
+}
+
+export const DEFAULT_MMA_CONFIG: Omit<MmaFlashConfig, 'headDim'> = Object.freeze({
+  warps: 8,
+  rowsPerWarp: 16,
+  blockK: 32,
+  qInRegisters: true,
+  tau: 8,
+  subgroupSize: 32,
+});
+
+/** Workgroup memory the kernel declares, in bytes (to check against the device limit). */
+export function mmaWorkgroupBytes(c: MmaFlashConfig): number {
+  const bq = c.warps * c.rowsPerWarp;
+  const kvRow = c.headDim / 8 + 1;
+  return 16 * (2 * c.blockK * kvRow + bq * (c.blockK / 4 + 1) + bq * (c.blockK / 8 + 1)) + 4;
+}
+
+/** Query rows per workgroup. */
+export function mmaBlockQ(c: MmaFlashConfig): number {
+  return c.warps * c.rowsPerWarp;
+}
+
+export function mmaFlashWgsl(c: MmaFlashConfig): string {
+  const D = c.headDim;
+  const W = c.warps;
+  const WQ = c.rowsPerWarp;
+  const BK = c.blockK;
+  const T = W * c.subgroupSize;
+  const BQ = W * WQ;
+  const LPR = c.subgroupSize / WQ; // lanes per row in the softmax
+  const RS = D / 8 + 1; // K/V tile row stride, vec4<u32> (8 f16 each) + 16 B pad
+  const RSD = D / 8; // data vec4 per K/V row
+  const SS = BK / 4 + 1; // S scratch row stride, vec4<f32>
+  const PS = BK / 8 + 1; // P scratch row stride, vec4<u32>
+  const CH = BK / LPR; // S columns per lane
+  const DC = D / LPR; // O columns per lane in the epilogue
+  const nQ = WQ / 16;
+  const nD = D / 16;
+  const nK = BK / 16;
+  const loadsPerThread = Math.ceil((BK * RSD) / T);
+  if (D % 16 !== 0 || CH % 8 !== 0 || (BK * RSD) % 1 !== 0) throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
+
+  const L = 'subgroup_matrix_left<f16, 16, 16>';
+  const R = 'subgroup_matrix_right<f16, 16, 16>';
+  const A = 'subgroup_matrix_result<f32, 16, 16>';
+  const lines: string[] = [];
+  const emit = (s: string) => lines.push(s);
+
+  // --- fragments of Q: q_{qi}_{dd}
+  const qFrag = (qi: number, dd: number) => `q_${qi}_${dd}`;
+  const loadQ = (qi: number, dd: number, decl: boolean) =>
+    `${decl ? 'var ' : ''}${qFrag(qi, dd)}${decl ? `: ${L}` : ''} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`;
+
+  // --- K/V staging
+  const prefetch = (tileExpr: string) => {
+    for (let i = 0; i < loadsPerThread; i++) {
+      emit(`    {
+      let e = tid + ${i * T}u;
+      let j = ${tileExpr} + e / ${RSD}u;
+      let ok = e < ${BK * RSD}u && j < P.tokensKv;
+      let src = kv0 + j * kvTok + e % ${RSD}u;
+      pk${i} = select(vec4<u32>(), Kv[min(src, arrayLength(&Kv) - 1u)], ok);
+      pv${i} = select(vec4<u32>(), Vv[min(src, arrayLength(&Vv) - 1u)], ok);
+    }`);
+    }
+  };
+  const stage = () => {
+    for (let i = 0; i < loadsPerThread; i++) {
+      emit(`    {
+      let e = tid + ${i * T}u;
+      if (e < ${BK * RSD}u) {
+        let dst = (e / ${RSD}u) * ${RS}u + e % ${RSD}u;
+        sK[dst] = pk${i};
+        sV[dst] = pv${i};
+      }
+    }`);
+    }
+  };
+
+  emit(`enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
+diagnostic(off, subgroup_uniformity);
+${FLASH_PARAMS_WGSL}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Qv: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> Kv: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> Vv: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<storage, read_write> Lse: array<u32>; // f32 bits: -inf cannot be a WGSL constant
+@group(0) @binding(6) var<storage, read_write> scratch: array<f32>;
+var<workgroup> sK: array<vec4<u32>, ${BK * RS}>;
+var<workgroup> sV: array<vec4<u32>, ${BK * RS}>;
+var<workgroup> sS: array<vec4<f32>, ${BQ * SS}>;
+var<workgroup> sP: array<vec4<u32>, ${BQ * PS}>;
+var<workgroup> rescaleFlag: atomic<u32>;
+
+fn keysSeen(row: i32) -> u32 {
+  if (P.causal == 0u) { return P.tokensKv; }
+  return u32(clamp(row + 1 + P.causalShift, 0, i32(P.tokensKv)));
+}
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(local_invocation_index) tid: u32,
+        @builtin(subgroup_id) warp: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let b = wid.z;
+  let h = wid.y;
+  let hk = h / P.groupSize;
+  // heaviest causal blocks first: the last query block sees the most keys
+  let qBlock = select(wid.x, P.qBlocks - 1u - wid.x, P.causal != 0u);
+  let q0 = qBlock * ${BQ}u;
+  let qTok = P.qTokenStride / 8u;
+  let kvTok = P.kvTokenStride / 8u;
+  let qRow0 = (b * P.qBatchStride + h * P.qHeadStride) / 8u + (q0 + warp * ${WQ}u) * qTok;
+  let kv0 = (b * P.kvBatchStride + hk * P.kvHeadStride) / 8u;
+  let scratch0 = ((b * P.headsQ + h) * P.qBlocks + qBlock) * ${BQ * D}u + warp * ${WQ * D}u;
+
+  // softmax lane mapping: row r of this warp, column part of the key tile
+  let r = lane / ${LPR}u;
+  let part = lane % ${LPR}u;
+  let rowInBlock = warp * ${WQ}u + r;
+  let row = q0 + rowInBlock;
+  let seen = select(0u, keysSeen(i32(row)), row < P.tokensQ);
+  var mRef = -3.0e38;
+  var lPart = 0.0;
+  var alpha = 1.0;
+  let kEnd = keysSeen(i32(min(q0 + ${BQ}u, P.tokensQ)) - 1);
+  let nTiles = (kEnd + ${BK - 1}u) / ${BK}u;
+`);
+  for (let i = 0; i < loadsPerThread; i++) emit(`  var pk${i}: vec4<u32>;\n  var pv${i}: vec4<u32>;`);
+  if (c.qInRegisters) {
+    for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nD; dd++) emit('  ' + loadQ(qi, dd, true));
+  }
+  for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nD; dd++) emit(`  var o_${qi}_${dd} = ${A}();`);
+  prefetch('0u');
+  emit(`  for (var t = 0u; t < nTiles; t++) {
+    let k0 = t * ${BK}u;
+    workgroupBarrier();
+    if (tid == 0u) { atomicStore(&rescaleFlag, 0u); }`);
+  stage();
+  emit(`    workgroupBarrier();
+    if (t + 1u < nTiles) {`);
+  prefetch('k0 + ' + BK + 'u');
+  emit(`    }`);
+  // S = Q Kᵀ, one column block of 16 keys at a time
+  for (let kj = 0; kj < nK; kj++) {
+    for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${A}();`);
+    for (let dd = 0; dd < nD; dd++) {
+      emit(`    {
+      let kf = subgroupMatrixLoad<${R}, col_major>(&sK, ${kj * 16 * RS + dd * 2}u, ${RS}u);`);
+      for (let qi = 0; qi < nQ; qi++) {
+        if (!c.qInRegisters) emit(`      let ${qFrag(qi, dd)} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`);
+        emit(`      s_${kj}_${qi} = subgroupMatrixMultiplyAccumulate(${qFrag(qi, dd)}, kf, s_${kj}_${qi});`);
+      }
+      emit(`    }`);
+    }
+    for (let qi = 0; qi < nQ; qi++) {
+      emit(`    subgroupMatrixStore<row_major>(&sS, (warp * ${WQ}u + ${qi * 16}u) * ${SS}u + ${kj * 4}u, s_${kj}_${qi}, ${SS}u);`);
+    }
+  }
+  // online softmax on lanes, lazily rescaled
+  emit(`    workgroupBarrier();
+    {
+      var sv: array<f32, ${CH}>;
+      var tileMax = -3.0e38;
+      let sRow = rowInBlock * ${SS}u + part * ${CH / 4}u;
+      for (var c4 = 0u; c4 < ${CH / 4}u; c4++) {
+        let x = sS[sRow + c4] * P.scaleLog2;
+        for (var e = 0u; e < 4u; e++) {
+          let col = k0 + part * ${CH}u + c4 * 4u + e;
+          let keep = col < seen;
+          sv[c4 * 4u + e] = select(-3.0e38, x[e], keep);
+          if (keep) { tileMax = max(tileMax, x[e]); }
+        }
+      }`);
+  if (LPR === 2) emit(`      tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));`);
+  emit(`      alpha = 1.0;
+      if (tileMax > mRef + ${c.tau.toFixed(1)}) {
+        // O and l already hold contributions scaled to the old reference only if mRef was set
+        if (mRef > -1.0e38) {
+          alpha = exp2(mRef - tileMax);
+          atomicStore(&rescaleFlag, 1u);
+        }
+        lPart *= alpha;
+        mRef = tileMax;
+      }
+      let pRow = rowInBlock * ${PS}u + part * ${CH / 8}u;
+      for (var c8 = 0u; c8 < ${CH / 8}u; c8++) {
+        var w: array<u32, 4>;
+        for (var e = 0u; e < 4u; e++) {
+          let s0 = sv[c8 * 8u + 2u * e];
+          let s1 = sv[c8 * 8u + 2u * e + 1u];
+          let p0 = select(0.0, exp2(s0 - mRef), s0 > -1.0e38);
+          let p1 = select(0.0, exp2(s1 - mRef), s1 > -1.0e38);
+          lPart += p0 + p1;
+          w[e] = pack2x16float(vec2<f32>(p0, p1));
+        }
+        sP[pRow + c8] = vec4<u32>(w[0], w[1], w[2], w[3]);
+      }
+    }
+    if (workgroupUniformLoad(&rescaleFlag) != 0u) {`);
+  for (let qi = 0; qi < nQ; qi++) {
+    for (let dd = 0; dd < nD; dd++) {
+      emit(`      subgroupMatrixStore<row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, o_${qi}_${dd}, ${D}u);`);
+    }
+  }
+  emit(`      storageBarrier();
+      for (var d = 0u; d < ${DC}u; d++) {
+        let i = scratch0 + r * ${D}u + part * ${DC}u + d;
+        scratch[i] = scratch[i] * alpha;
+      }
+      storageBarrier();`);
+  for (let qi = 0; qi < nQ; qi++) {
+    for (let dd = 0; dd < nD; dd++) {
+      emit(`      o_${qi}_${dd} = subgroupMatrixLoad<${A}, row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, ${D}u);`);
+    }
+  }
+  emit(`    }`);
+  // O += P V
+  for (let kk = 0; kk < nK; kk++) {
+    emit(`    {`);
+    for (let qi = 0; qi < nQ; qi++) {
+      emit(`      let pf${qi} = subgroupMatrixLoad<${L}, row_major>(&sP, (warp * ${WQ}u + ${qi * 16}u) * ${PS}u + ${kk * 2}u, ${PS}u);`);
+    }
+    for (let dd = 0; dd < nD; dd++) {
+      emit(`      {
+        let vf = subgroupMatrixLoad<${R}, row_major>(&sV, ${kk * 16 * RS + dd * 2}u, ${RS}u);`);
+      for (let qi = 0; qi < nQ; qi++) emit(`        o_${qi}_${dd} = subgroupMatrixMultiplyAccumulate(pf${qi}, vf, o_${qi}_${dd});`);
+      emit(`      }`);
+    }
+    emit(`    }`);
+  }
+  emit(`  }`);
+  // epilogue: O / l through the scratch rows, written in the output layout
+  for (let qi = 0; qi < nQ; qi++) {
+    for (let dd = 0; dd < nD; dd++) {
+      emit(`  subgroupMatrixStore<row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, o_${qi}_${dd}, ${D}u);`);
+    }
+  }
+  emit(`  storageBarrier();`);
+  if (LPR === 2) emit(`  let l = lPart + subgroupShuffleXor(lPart, 1u);`);
+  else emit(`  let l = lPart;`);
+  emit(`  if (row < P.tokensQ) {
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    let dst = b * P.qBatchStride + h * P.qHeadStride + row * P.qTokenStride + part * ${DC}u;
+    let src = scratch0 + r * ${D}u + part * ${DC}u;
+    for (var d = 0u; d < ${DC}u; d++) { O[dst + d] = scratch[src + d] * inv; }
+    if (part == 0u) {
+      Lse[(b * P.headsQ + h) * P.tokensQ + row] = select(0xff800000u, bitcast<u32>((mRef + log2(l)) * 0.6931471805599453), l > 0.0);
+    }
+  }
+}`);
+  return lines.join('\n');
+}

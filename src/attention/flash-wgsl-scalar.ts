@@ -1,0 +1,128 @@
+/**
+ * WGSL generator for the portable dense attention tiers ('f32' everywhere, 'f16' where `shader-f16`
+ * exists): FlashAttention-2's online softmax (Dao 2023, Alg. 1) with one query row per invocation and
+ * key/value tiles staged in workgroup memory. Scores, running max, sum and the output accumulator are
+ * f32 in both tiers; the 'f16' tier reads f16 inputs and stages them as f16, halving workgroup memory
+ * and bandwidth. This is the tier that runs on Mesa's lavapipe in CI.
+ */
+import { FLASH_PARAMS_WGSL } from './flash-params.js';
+
+export interface ScalarFlashConfig {
+  /** Storage type of q, k, v: 'f32', or 'f16' codes (read as f16 with shader-f16, else unpacked from u32). */
+  input: 'f32' | 'f16';
+  /** Use the f16 extension (f16 inputs and f16 workgroup tiles). */
+  shaderF16: boolean;
+  /** Head dim as stored. */
+  headDim: number;
+  /** Keys per staged tile. */
+  blockK: number;
+  /** Invocations per workgroup = query rows per workgroup. */
+  workgroupSize: number;
+}
+
+/** Largest power-of-two key tile (≤ 32) whose K and V tiles fit the workgroup memory limit. */
+export function scalarBlockK(headDim: number, bytesPerElement: number, workgroupStorage: number): number {
+  let bk = 32;
+  while (bk > 1 && 2 * bk * headDim * bytesPerElement > workgroupStorage) bk >>= 1;
+  return bk;
+}
+
+/** Finite stand-in for -inf: WGSL lets compilers assume no infinities occur in arithmetic. */
+const NO_MAX = '-3.0e38';
+
+export function scalarFlashWgsl(c: ScalarFlashConfig): string {
+  const { headDim: D, blockK: BK, workgroupSize: WG } = c;
+  const f16Storage = c.input === 'f16' && c.shaderF16;
+  const packedF16 = c.input === 'f16' && !c.shaderF16;
+  const elem = c.input === 'f32' ? 'f32' : f16Storage ? 'f16' : 'u32';
+  const smem = c.shaderF16 && c.input === 'f16' ? 'f16' : 'f32';
+  // f16 codes without the extension: two per u32 word, element e in the low half when e is even
+  const load = (buf: string) =>
+    packedF16
+      ? `fn ld${buf}(e: u32) -> f32 { let w = unpack2x16float(${buf}[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u); }`
+      : `fn ld${buf}(e: u32) -> f32 { return f32(${buf}[e]); }`;
+  return /* wgsl */ `${c.shaderF16 ? 'enable f16;' : ''}
+${FLASH_PARAMS_WGSL}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> Q: array<${elem}>;
+@group(0) @binding(2) var<storage, read> K: array<${elem}>;
+@group(0) @binding(3) var<storage, read> V: array<${elem}>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<storage, read_write> L: array<u32>; // f32 bits: -inf cannot be a WGSL constant
+var<workgroup> sK: array<${smem}, ${BK * D}>;
+var<workgroup> sV: array<${smem}, ${BK * D}>;
+${load('Q')}
+${load('K')}
+${load('V')}
+
+fn keysSeen(row: i32) -> u32 {
+  if (P.causal == 0u) { return P.tokensKv; }
+  return u32(clamp(row + 1 + P.causalShift, 0, i32(P.tokensKv)));
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let b = wid.z;
+  let h = wid.y;
+  let row = wid.x * ${WG}u + tid;
+  let valid = row < P.tokensQ;
+  let hk = h / P.groupSize;
+  let qBase = b * P.qBatchStride + h * P.qHeadStride + row * P.qTokenStride;
+  let kvBase = b * P.kvBatchStride + hk * P.kvHeadStride;
+  var q: array<f32, ${D}>;
+  var acc: array<f32, ${D}>;
+  if (valid) {
+    for (var d = 0u; d < ${D}u; d++) { q[d] = ldQ(qBase + d) * P.scaleLog2; }
+  }
+  var m = ${NO_MAX};
+  var l = 0.0;
+  let kept = select(0u, keysSeen(i32(row)), valid);
+  // the tile's last row sees the most keys (the causal count is nondecreasing in the row)
+  let kEnd = keysSeen(i32(min(wid.x * ${WG}u + ${WG}u, P.tokensQ)) - 1);
+  for (var k0 = 0u; k0 < kEnd; k0 += ${BK}u) {
+    workgroupBarrier();
+    for (var e = tid; e < ${BK * D}u; e += ${WG}u) {
+      let j = k0 + e / ${D}u;
+      var kx = 0.0;
+      var vx = 0.0;
+      if (j < P.tokensKv) {
+        let src = kvBase + j * P.kvTokenStride + e % ${D}u;
+        kx = ldK(src);
+        vx = ldV(src);
+      }
+      sK[e] = ${smem}(kx);
+      sV[e] = ${smem}(vx);
+    }
+    workgroupBarrier();
+    let n = min(${BK}u, kept - min(k0, kept));
+    if (n > 0u) {
+      var s: array<f32, ${BK}>;
+      var tileMax = ${NO_MAX};
+      for (var j = 0u; j < n; j++) {
+        var dot = 0.0;
+        for (var d = 0u; d < ${D}u; d++) { dot += q[d] * f32(sK[j * ${D}u + d]); }
+        s[j] = dot;
+        tileMax = max(tileMax, dot);
+      }
+      let mNew = max(m, tileMax);
+      let alpha = exp2(m - mNew);
+      l *= alpha;
+      for (var d = 0u; d < ${D}u; d++) { acc[d] *= alpha; }
+      for (var j = 0u; j < n; j++) {
+        let p = exp2(s[j] - mNew);
+        l += p;
+        for (var d = 0u; d < ${D}u; d++) { acc[d] += p * f32(sV[j * ${D}u + d]); }
+      }
+      m = mNew;
+    }
+  }
+  if (valid) {
+    // a row that saw no key (causal, Nq > Nk) gives zeros and LSE -inf, never 0/0
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var d = 0u; d < ${D}u; d++) { O[qBase + d] = acc[d] * inv; }
+    let lseIndex = (b * P.headsQ + h) * P.tokensQ + row;
+    L[lseIndex] = select(0xff800000u, bitcast<u32>((m + log2(l)) * 0.6931471805599453), l > 0.0);
+  }
+}
+`;
+}
