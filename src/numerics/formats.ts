@@ -3,14 +3,10 @@
  * JAX and PyTorch). Codes are stored as unsigned integers: 16-bit formats in a Uint16Array, 8- and
  * 4-bit formats in a Uint8Array (4-bit codes one per byte, in the low nibble).
  */
+import { DTypeError } from '../core/errors.js';
 
 export type FloatFormatName =
-  | 'float16'
-  | 'bfloat16'
-  | 'float8_e4m3fn'
-  | 'float8_e5m2'
-  | 'float4_e2m1fn'
-  | 'float8_e8m0fnu';
+  'float16' | 'bfloat16' | 'float8_e4m3fn' | 'float8_e5m2' | 'float4_e2m1fn' | 'float8_e8m0fnu';
 
 /** How a format spends its top exponent code (ml_dtypes conventions). */
 export type SpecialValues =
@@ -33,10 +29,22 @@ export interface FloatFormat {
   readonly special: SpecialValues;
   /** Largest finite value. */
   readonly max: number;
-  /** Smallest positive normal value. */
+  /**
+   * Smallest positive normal value. For float8_e8m0fnu every code is normal (exponent field 0 is
+   * 2^-127, not a subnormal), so this is 2^-127 = minPositive, as ml_dtypes' finfo.smallest_normal.
+   */
   readonly minNormal: number;
   /** Smallest positive value (subnormal where the format has subnormals). */
   readonly minPositive: number;
+  /** Code of `max` (the largest positive finite code). */
+  readonly maxCode: number;
+  /** Code of +inf, or null where the format has no infinity. */
+  readonly infCode: number | null;
+  /**
+   * Code of the canonical positive NaN (IEEE formats: the quiet NaN, top mantissa bit set), or null
+   * where the format has no NaN (float4_e2m1fn).
+   */
+  readonly nanCode: number | null;
 }
 
 function format(
@@ -49,9 +57,44 @@ function format(
   special: SpecialValues,
   max: number,
 ): FloatFormat {
-  const minNormal = 2 ** (1 - bias);
-  const minPositive = mantissaBits === 0 ? 2 ** -bias : minNormal * 2 ** -mantissaBits;
-  return Object.freeze({ name, bits, exponentBits, mantissaBits, bias, signed, special, max, minNormal, minPositive });
+  const hasSubnormals = mantissaBits > 0;
+  const minNormal = 2 ** ((hasSubnormals ? 1 : 0) - bias);
+  const minPositive = hasSubnormals ? minNormal * 2 ** -mantissaBits : minNormal;
+  const magnitudeCodes = 2 ** (signed ? bits - 1 : bits);
+  const allOnesExponent = (2 ** exponentBits - 1) * 2 ** mantissaBits;
+  let maxCode: number;
+  let infCode: number | null = null;
+  let nanCode: number | null = null;
+  switch (special) {
+    case 'ieee':
+      maxCode = allOnesExponent - 1;
+      infCode = allOnesExponent;
+      nanCode = allOnesExponent + 2 ** (mantissaBits - 1);
+      break;
+    case 'fn-nan-all-ones':
+    case 'unsigned-nan-all-ones':
+      maxCode = magnitudeCodes - 2;
+      nanCode = magnitudeCodes - 1;
+      break;
+    case 'finite-only':
+      maxCode = magnitudeCodes - 1;
+      break;
+  }
+  return Object.freeze({
+    name,
+    bits,
+    exponentBits,
+    mantissaBits,
+    bias,
+    signed,
+    special,
+    max,
+    minNormal,
+    minPositive,
+    maxCode,
+    infCode,
+    nanCode,
+  });
 }
 
 export const FLOAT_FORMATS: Readonly<Record<FloatFormatName, FloatFormat>> = Object.freeze({
@@ -65,4 +108,14 @@ export const FLOAT_FORMATS: Readonly<Record<FloatFormatName, FloatFormat>> = Obj
 
 export function isFloatFormatName(name: string): name is FloatFormatName {
   return Object.prototype.hasOwnProperty.call(FLOAT_FORMATS, name);
+}
+
+/** The format called `name`; a DTypeError naming the known formats otherwise. */
+export function floatFormat(name: unknown): FloatFormat {
+  if (typeof name !== 'string' || !isFloatFormatName(name)) {
+    throw new DTypeError(
+      `unknown float format ${JSON.stringify(name)}; expected one of ${Object.keys(FLOAT_FORMATS).join(', ')}`,
+    );
+  }
+  return FLOAT_FORMATS[name];
 }
