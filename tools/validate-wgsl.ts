@@ -47,9 +47,19 @@ failed += await check(['enable-dawn-features=allow_unsafe_apis'], 'default', sca
 const mma: [string, string][] = [];
 for (const D of [64, 128])
   for (const rowsPerWarp of [16, 32] as const)
-    for (const qInRegisters of [true, false]) {
-      const cfg: MmaFlashConfig = { ...DEFAULT_MMA_CONFIG, headDim: D, rowsPerWarp, qInRegisters, warps: rowsPerWarp === 32 ? 4 : 8 };
-      mma.push([`mma ${JSON.stringify(cfg)}`, mmaFlashWgsl(cfg)]);
-    }
+    for (const qInRegisters of [true, false])
+      for (const aliasP of [false, true])
+        for (const blockK of [32, 48] as const) {
+          const cfg: MmaFlashConfig = {
+            ...DEFAULT_MMA_CONFIG,
+            headDim: D,
+            rowsPerWarp,
+            qInRegisters,
+            aliasP,
+            blockK: rowsPerWarp === 32 && blockK === 48 ? 32 : blockK,
+            warps: rowsPerWarp === 32 ? 4 : 8,
+          };
+          mma.push([`mma ${JSON.stringify(cfg)}`, mmaFlashWgsl(cfg)]);
+        }
 failed += await check(['backend=null', 'enable-dawn-features=allow_unsafe_apis'], 'null', mma);
 process.exit(failed ? 1 : 0);

@@ -13,10 +13,11 @@ import type { GpuTier } from '../gpu/capabilities.js';
 import { emptyFloat16Like, recordCastToFloat16 } from '../gpu/cast.js';
 import { BUFFER_USAGE, GpuTensor, emptyGpu } from '../gpu/gpu-tensor.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
-import { FLASH_PARAMS_BYTES, packFlashParams } from './flash-params.js';
+import { FLASH_PARAMS_BYTES, layoutStrides, packFlashParams } from './flash-params.js';
+import { recordCopy } from '../gpu/copy.js';
 import {
-  DEFAULT_MMA_CONFIG,
   type MmaFlashConfig,
+  defaultMmaConfig,
   mmaBlockQ,
   mmaFlashWgsl,
   mmaWorkgroupBytes,
@@ -50,7 +51,7 @@ export interface GpuAttentionPlan {
   readonly lse: GpuTensor<'float32'>;
   /** Records the conversion (if any) and attention dispatches into a compute pass. */
   record(pass: GPUComputePassEncoder): void;
-  /** Records only the attention kernel (inputs already converted), for kernel-only timing. */
+  /** Records only the attention kernel (inputs already converted or copied), for kernel-only timing. */
   recordKernel(pass: GPUComputePassEncoder): void;
   /** Frees the plan's temporary buffers (not `out` or `lse`). */
   destroyTemporaries(): void;
@@ -142,19 +143,38 @@ export function planAttentionGpu(
   const temporaries: GpuTensor[] = [];
   const empty = p.batch === 0 || p.tokensQ === 0 || p.headsQ === 0;
 
-  // f16 tiers given float32 tensors read converted copies, refreshed by every record()
+  // What each kernel input buffer must hold. The subgroup-matrix kernel loads Q fragments of 16 rows
+  // straight from global memory; Dawn's robustness clamps a load that reaches past the end of a buffer
+  // as a whole (measured on the H100: the last rows of the last head came out wrong), so Q needs 15
+  // rows of slack after its last row, and every operand at least one 16×16 f16 matrix (512 bytes),
+  // the minimum binding size Dawn derives from the loads.
+  const minBytes = (t: GpuTensor, i: number) => {
+    if (tier !== 'subgroup-matrix') return 0;
+    const tokenStride = layoutStrides(p.layout, i === 0 ? p.headsQ : p.headsKv, 1, p.headDim).token;
+    const slack = i === 0 ? 15 * tokenStride * 2 : 0;
+    return Math.max(512, t.size * 2 + slack);
+  };
+  // f16 tiers given float32 tensors read converted copies; too-small buffers are copied with slack.
+  // Both are refreshed by every record(), so a plan can be re-run on new data.
   const needF16 = tier !== 'f32' && q.dtype === 'float32';
-  const inputs: GpuTensor[] = needF16 ? [q, k, v].map(emptyFloat16Like) : [q, k, v];
-  if (needF16) temporaries.push(...inputs);
-  const recordCast = (pass: GPUComputePassEncoder) => {
-    if (needF16) [q, k, v].forEach((t, i) => recordCastToFloat16(t, inputs[i] as GpuTensor<'float16'>, pass));
+  const inputs: GpuTensor[] = [q, k, v].map((t, i) => {
+    if (needF16) return emptyFloat16Like(t, minBytes(t, i));
+    return t.buffer.size >= minBytes(t, i) ? t : emptyGpu(runtime, t.shape, t.dtype, 'attention operand', minBytes(t, i));
+  });
+  temporaries.push(...inputs.filter((t, i) => t !== [q, k, v][i]));
+  const recordInputs = (pass: GPUComputePassEncoder) => {
+    [q, k, v].forEach((t, i) => {
+      if (inputs[i] === t) return;
+      if (needF16) recordCastToFloat16(t, inputs[i] as GpuTensor<'float16'>, pass);
+      else recordCopy(runtime, t.buffer, inputs[i].buffer, t.byteLength, pass);
+    });
   };
 
   let code: string;
   let workgroupsX: number;
   let scratch: GpuTensor | undefined;
   if (tier === 'subgroup-matrix') {
-    const cfg: MmaFlashConfig = { ...DEFAULT_MMA_CONFIG, ...opts.mma, headDim: p.headDim, subgroupSize: 32 };
+    const cfg: MmaFlashConfig = { ...defaultMmaConfig(p.headDim), ...opts.mma, headDim: p.headDim, subgroupSize: 32 };
     if (mmaWorkgroupBytes(cfg) > limits.maxComputeWorkgroupStorageSize) {
       throw new UnsupportedOptionError(
         `subgroup-matrix tiles ${JSON.stringify(opts.mma ?? {})} need ${mmaWorkgroupBytes(cfg)} bytes of workgroup memory; ` +
@@ -214,7 +234,7 @@ export function planAttentionGpu(
     out,
     lse,
     record(pass) {
-      recordCast(pass);
+      recordInputs(pass);
       recordKernel(pass);
     },
     recordKernel,

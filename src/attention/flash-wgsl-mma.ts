@@ -28,8 +28,14 @@ export interface MmaFlashConfig {
   warps: number;
   /** Query rows per subgroup: 16 or 32 (two or one lanes per row in the softmax). */
   rowsPerWarp: 16 | 32;
-  /** Keys per staged tile: 16, 32 or 64. */
-  blockK: 16 | 32 | 64;
+  /** Keys per staged tile: a multiple of 16 (48 fits D = 128 tiles into 48 KiB of workgroup memory). */
+  blockK: 16 | 32 | 48 | 64;
+  /**
+   * Write P into the workgroup rows that held S instead of a separate array. Each lane writes its f16
+   * P values inside the bytes of its own f32 S chunk (after reading that chunk into registers), so no
+   * lane can overwrite S another lane has yet to read; saves BQ·BK·2 bytes of workgroup memory.
+   */
+  aliasP: boolean;
   /** Keep Q's fragments in registers for the whole key loop (else reload them from global each tile). */
   qInRegisters: boolean;
   /** Rescale threshold in log2 units: P ≤ 2^tau. */
@@ -45,13 +51,22 @@ export const DEFAULT_MMA_CONFIG: Omit<MmaFlashConfig, 'headDim'> = Object.freeze
   qInRegisters: true,
   tau: 8,
   subgroupSize: 32,
+  aliasP: false,
 });
+
+/**
+ * Tile defaults by head dim, from the sweep on an NVIDIA H100 through Dawn/Vulkan (BENCHMARKS.md).
+ */
+export function defaultMmaConfig(headDim: number): MmaFlashConfig {
+  const tuned: Partial<MmaFlashConfig> = headDim <= 64 ? { warps: 4 } : {};
+  return { ...DEFAULT_MMA_CONFIG, ...tuned, headDim };
+}
 
 /** Workgroup memory the kernel declares, in bytes (to check against the device limit). */
 export function mmaWorkgroupBytes(c: MmaFlashConfig): number {
   const bq = c.warps * c.rowsPerWarp;
   const kvRow = c.headDim / 8 + 1;
-  return 16 * (2 * c.blockK * kvRow + bq * (c.blockK / 4 + 1) + bq * (c.blockK / 8 + 1)) + 4;
+  return 16 * (2 * c.blockK * kvRow + bq * (c.blockK / 4 + 1) + (c.aliasP ? 0 : bq * (c.blockK / 8 + 1))) + 4;
 }
 
 /** Query rows per workgroup. */
@@ -70,14 +85,18 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   const RS = D / 8 + 1; // K/V tile row stride, vec4<u32> (8 f16 each) + 16 B pad
   const RSD = D / 8; // data vec4 per K/V row
   const SS = BK / 4 + 1; // S scratch row stride, vec4<f32>
-  const PS = BK / 8 + 1; // P scratch row stride, vec4<u32>
+  // P: its own array (row stride BK/8 + 1 vec4), or inside the S rows at CH f16 past each row start,
+  // which puts part p's P bytes [2·CH·(p+1), 2·CH·(p+2)) inside part p's S bytes [4·CH·p, 4·CH·(p+1))
+  const PS = c.aliasP ? BK / 4 + 1 : BK / 8 + 1;
+  const pArray = c.aliasP ? 'sS' : 'sP';
   const CH = BK / LPR; // S columns per lane
+  const pBase = c.aliasP ? CH / 8 : 0; // vec4 offset of P within a row
   const DC = D / LPR; // O columns per lane in the epilogue
   const nQ = WQ / 16;
   const nD = D / 16;
   const nK = BK / 16;
   const loadsPerThread = Math.ceil((BK * RSD) / T);
-  if (D % 16 !== 0 || CH % 8 !== 0 || (BK * RSD) % 1 !== 0) throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
+  if (D % 16 !== 0 || BK % 16 !== 0 || CH % 8 !== 0) throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
 
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
@@ -132,7 +151,7 @@ ${FLASH_PARAMS_WGSL}
 var<workgroup> sK: array<vec4<u32>, ${BK * RS}>;
 var<workgroup> sV: array<vec4<u32>, ${BK * RS}>;
 var<workgroup> sS: array<vec4<f32>, ${BQ * SS}>;
-var<workgroup> sP: array<vec4<u32>, ${BQ * PS}>;
+${c.aliasP ? '' : `var<workgroup> sP: array<vec4<u32>, ${BQ * PS}>;`}
 var<workgroup> rescaleFlag: atomic<u32>;
 
 fn keysSeen(row: i32) -> u32 {
@@ -226,7 +245,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         lPart *= alpha;
         mRef = tileMax;
       }
-      let pRow = rowInBlock * ${PS}u + part * ${CH / 8}u;
+      let pRow = rowInBlock * ${PS}u + ${pBase}u + part * ${CH / 8}u;
       for (var c8 = 0u; c8 < ${CH / 8}u; c8++) {
         var w: array<u32, 4>;
         for (var e = 0u; e < 4u; e++) {
@@ -237,7 +256,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
           lPart += p0 + p1;
           w[e] = pack2x16float(vec2<f32>(p0, p1));
         }
-        sP[pRow + c8] = vec4<u32>(w[0], w[1], w[2], w[3]);
+        ${c.aliasP ? 'sS[pRow + c8] = bitcast<vec4<f32>>(vec4<u32>(w[0], w[1], w[2], w[3]));' : 'sP[pRow + c8] = vec4<u32>(w[0], w[1], w[2], w[3]);'}
       }
     }
     if (workgroupUniformLoad(&rescaleFlag) != 0u) {`);
@@ -262,7 +281,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   for (let kk = 0; kk < nK; kk++) {
     emit(`    {`);
     for (let qi = 0; qi < nQ; qi++) {
-      emit(`      let pf${qi} = subgroupMatrixLoad<${L}, row_major>(&sP, (warp * ${WQ}u + ${qi * 16}u) * ${PS}u + ${kk * 2}u, ${PS}u);`);
+      emit(`      let pf${qi} = subgroupMatrixLoad<${L}, row_major>(&${pArray}, (warp * ${WQ}u + ${qi * 16}u) * ${PS}u + ${pBase + kk * 2}u, ${PS}u);`);
     }
     for (let dd = 0; dd < nD; dd++) {
       emit(`      {

@@ -20,9 +20,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   dst[i] = pack2x16float(vec2<f32>(src[2u * i], hi));
 }`;
 
-/** A float16 tensor of `t`'s shape, for `recordCastToFloat16`. */
-export function emptyFloat16Like(t: GpuTensor): GpuTensor<'float16'> {
-  return emptyGpu(t.runtime, t.shape, 'float16', 'cast f16');
+/** A float16 tensor of `t`'s shape (buffer of at least `minBytes`), for `recordCastToFloat16`. */
+export function emptyFloat16Like(t: GpuTensor, minBytes = 0): GpuTensor<'float16'> {
+  return emptyGpu(t.runtime, t.shape, 'float16', 'cast f16', minBytes);
 }
 
 /** Records the conversion of a float32 tensor into a float16 tensor of the same shape. */

@@ -63,9 +63,18 @@ export class GpuTensor<D extends DType = DType> {
   }
 }
 
-/** Allocates an uninitialised GPU tensor. */
-export function emptyGpu<D extends DType>(runtime: GpuRuntime, shape: Shape, dtype: D, label?: string): GpuTensor<D> {
-  const bytes = shapeSize(shape) * bytesPerElement(dtype);
+/**
+ * Allocates an uninitialised GPU tensor. `minBytes` asks for a larger buffer than the data needs (for
+ * kernels whose subgroup-matrix loads may reach past the last row; see dense-gpu.ts).
+ */
+export function emptyGpu<D extends DType>(
+  runtime: GpuRuntime,
+  shape: Shape,
+  dtype: D,
+  label?: string,
+  minBytes = 0,
+): GpuTensor<D> {
+  const bytes = Math.max(shapeSize(shape) * bytesPerElement(dtype), minBytes);
   return new GpuTensor(runtime, runtime.createBuffer(bytes, STORAGE_USAGE, label), shape, dtype);
 }
 

@@ -9,7 +9,7 @@ import type { GpuTier } from '../../src/gpu/capabilities.js';
 import type { GpuRuntime } from '../../src/gpu/runtime.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { DTypeError, UnsupportedHeadDimError, UnsupportedOptionError } from '../../src/core/errors.js';
-import { gaussianQkv, sharedCases, type AttentionCase } from './cases.js';
+import { extremeQkv, gaussianQkv, sharedCases, type AttentionCase } from './cases.js';
 import { adapterLabel, testGpu } from '../gpu/harness.js';
 
 const gpu = await testGpu();
@@ -98,3 +98,50 @@ test('GPU attention rejects bad input with typed errors', { skip }, async () => 
     assert.throws(() => attention(q, k, v, { tier: 'subgroup-matrix' }), UnsupportedOptionError);
   }
 });
+
+/**
+ * Shapes for the tensor-core tier (head dims that are multiples of 16): lengths around its 128-row
+ * query block and 32-key tile, GQA, NHD, both causal alignments, ±65504, and logits that grow along
+ * the sequence so the lazy rescale path (a row max rising by more than tau after the first tile) runs.
+ */
+function mmaCases(): AttentionCase[] {
+  const g = (name: string, dims: Parameters<typeof gaussianQkv>[0], seed: number, opts: AttentionCase['opts'] = {}) => ({
+    name,
+    ...gaussianQkv(dims, seed),
+    opts: dims.layout ? { layout: dims.layout, ...opts } : opts,
+  });
+  const growing = gaussianQkv({ batch: 1, headsQ: 2, tokensQ: 200, headDim: 64 }, 21);
+  const kd = growing.k.data as Float32Array;
+  // key j scaled by (1 + j/8): later tiles' logits exceed the first tile's max by far more than 2^8
+  for (let i = 0; i < kd.length; i++) kd[i] *= 1 + Math.floor((i / 64) % 200) / 8;
+  return [
+    g('D64 N1', { batch: 1, headsQ: 2, tokensQ: 1, headDim: 64 }, 30),
+    g('D64 N63', { batch: 1, headsQ: 2, tokensQ: 63, headDim: 64 }, 31),
+    g('D128 N129 B2', { batch: 2, headsQ: 2, tokensQ: 129, headDim: 128 }, 32),
+    g('D128 N300 causal', { batch: 1, headsQ: 2, tokensQ: 300, headDim: 128 }, 33, { causal: true }),
+    g('D64 Nq300 Nk100 causal bottom-right', { batch: 1, headsQ: 2, tokensQ: 300, tokensKv: 100, headDim: 64 }, 34, {
+      causal: true,
+      causalAlignment: 'bottom-right',
+    }),
+    g('D64 Nq70 Nk260 causal top-left', { batch: 1, headsQ: 1, tokensQ: 70, tokensKv: 260, headDim: 64 }, 35, {
+      causal: true,
+    }),
+    g('D64 GQA 4:2 NHD N150', { batch: 2, headsQ: 4, headsKv: 2, tokensQ: 150, headDim: 64, layout: 'NHD' }, 36),
+    g('D128 MQA 4:1 N257', { batch: 1, headsQ: 4, headsKv: 1, tokensQ: 257, headDim: 128 }, 37),
+    { name: 'growing logits (rescale path)', ...growing, opts: {} },
+    { name: '±65504 q and v D64', ...extremeQkv({ batch: 1, headsQ: 2, tokensQ: 90, headDim: 64 }, 38), opts: {} },
+  ];
+}
+
+for (const tier of ['f16', 'subgroup-matrix'] as const) {
+  test(`dense attention on the ${tier} tier: tensor-core shapes`, { skip }, async (t) => {
+    if (!rt.caps.tiers.includes(tier)) {
+      t.skip(`tier ${tier} not offered by ${adapterLabel(rt)}`);
+      return;
+    }
+    for (const c of mmaCases()) {
+      const { out, lse } = await runOnGpu(c, tier);
+      checkAgainstOracle(c, tier, out, lse);
+    }
+  });
+}

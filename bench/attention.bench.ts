@@ -1,0 +1,176 @@
+/**
+ * Dense attention speed on the best WebGPU adapter: TFLOPS = 4·B·H·Nq·Nk·D / t, halved for causal
+ * (ARCHITECTURE.md "Measuring"). Kernel time comes from timestamp queries around back-to-back dispatches
+ * (Dawn's timestamp quantization disabled); end-to-end time adds uploading q, k, v from host memory
+ * and reading the output back. Inputs are float16 with unit variance, generated on the GPU.
+ */
+import { planAttentionGpu } from '../src/attention/dense-gpu.js';
+import { defaultMmaConfig, type MmaFlashConfig } from '../src/attention/flash-wgsl-mma.js';
+import { describeAdapter, type GpuTier } from '../src/gpu/capabilities.js';
+import { emptyGpu, download, type GpuTensor } from '../src/gpu/gpu-tensor.js';
+import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
+import { timeCompute } from '../src/gpu/timing.js';
+import type { BenchContext, BenchModule, BenchRow } from './harness.js';
+
+/** Fills a float16 tensor with hash-based uniform values of variance 1 (bench data, not a library RNG). */
+const FILL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(1) var<uniform> seed: vec4<u32>;
+fn hash(x: u32) -> u32 {
+  var h = x * 0x9e3779b9u + seed.x;
+  h ^= h >> 16u; h *= 0x7feb352du; h ^= h >> 15u; h *= 0x846ca68bu; h ^= h >> 16u;
+  return h;
+}
+fn u(x: u32) -> f32 { return (f32(hash(x) >> 8u) / 16777216.0 * 2.0 - 1.0) * 1.7320508; }
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
+  let i = gid.x + gid.y * n.x * 256u;
+  if (i >= arrayLength(&dst)) { return; }
+  dst[i] = pack2x16float(vec2<f32>(u(2u * i), u(2u * i + 1u)));
+}`;
+
+function randomF16(rt: GpuRuntime, shape: number[], seed: number): GpuTensor<'float16'> {
+  const t = emptyGpu(rt, shape, 'float16', 'bench input');
+  const seedBuf = rt.createBuffer(16, 0x40 | 0x08, 'seed');
+  rt.device.queue.writeBuffer(seedBuf, 0, new Uint32Array([seed, 0, 0, 0]));
+  const pipe = rt.pipeline(FILL);
+  const enc = rt.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipe);
+  pass.setBindGroup(
+    0,
+    rt.device.createBindGroup({
+      layout: pipe.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: t.buffer } },
+        { binding: 1, resource: { buffer: seedBuf } },
+      ],
+    }),
+  );
+  const groups = Math.ceil(t.size / 2 / 256);
+  const x = Math.min(groups, 65535);
+  pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+  pass.end();
+  rt.device.queue.submit([enc.finish()]);
+  seedBuf.destroy();
+  return t;
+}
+
+interface Shape {
+  batch: number;
+  heads: number;
+  tokens: number;
+  headDim: number;
+  causal: boolean;
+}
+
+function flops(s: Shape): number {
+  return (4 * s.batch * s.heads * s.tokens * s.tokens * s.headDim) / (s.causal ? 2 : 1);
+}
+
+/** Tile variants of the tensor-core kernel swept by `--filter sweep`. */
+const SWEEP: Partial<MmaFlashConfig>[] = [
+  {},
+  { warps: 8 },
+  { warps: 4 },
+  { aliasP: true },
+  { warps: 4, aliasP: true },
+  { warps: 2, aliasP: true },
+  { warps: 4, blockK: 48, aliasP: true },
+  { warps: 4, blockK: 64, aliasP: true },
+  { warps: 8, blockK: 48, aliasP: true },
+];
+
+async function endToEnd(rt: GpuRuntime, s: Shape, tier: GpuTier, host: Uint16Array[], ts: GpuTensor[]) {
+  // upload the three inputs, run, read the output back: what a caller holding host f16 data pays
+  const t0 = performance.now();
+  for (let i = 0; i < 3; i++) rt.device.queue.writeBuffer(ts[i].buffer, 0, host[i]);
+  const plan = planAttentionGpu(ts[0], ts[1], ts[2], { causal: s.causal, tier });
+  const enc = rt.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  plan.record(pass);
+  pass.end();
+  rt.device.queue.submit([enc.finish()]);
+  await download(plan.out);
+  const ms = performance.now() - t0;
+  plan.destroyTemporaries();
+  plan.out.destroy();
+  plan.lse.destroy();
+  return ms;
+}
+
+async function run(ctx: BenchContext): Promise<BenchRow[]> {
+  const rt = await acquireGpu({ timing: true });
+  const device = describeAdapter(rt.caps);
+  const rows: BenchRow[] = [];
+  const want = (name: string) => ctx.filter.length === 0 || ctx.filter.some((f) => name.includes(f));
+  const sweep = ctx.filter.includes('sweep');
+  const shapes: Shape[] = [];
+  for (const tokens of ctx.quick ? [1024] : [4096, 16384])
+    for (const headDim of [64, 128])
+      for (const causal of [false, true]) shapes.push({ batch: ctx.quick ? 1 : 2, heads: ctx.quick ? 4 : 16, tokens, headDim, causal });
+  try {
+    for (const s of shapes) {
+      const shape = [s.batch, s.heads, s.tokens, s.headDim];
+      const ts = [1, 2, 3].map((seed) => randomF16(rt, shape, seed));
+      const host = await Promise.all(ts.map(async (t) => (await download(t)).data as Uint16Array));
+      const tiers = rt.caps.tiers.filter((t) => t !== 'f32' && (t !== 'f16' || s.tokens <= 4096 || ctx.quick));
+      for (const tier of tiers) {
+        const variants: Partial<MmaFlashConfig>[] = tier === 'subgroup-matrix' && sweep ? SWEEP : [{}];
+        for (const mma of variants) {
+          const label = `dense B${s.batch} H${s.heads} N${s.tokens} D${s.headDim}${s.causal ? ' causal' : ''}${
+            Object.keys(mma).length ? ' ' + JSON.stringify(mma) : ''
+          }`;
+          if (!want(label) && !sweep) continue;
+          let plan;
+          try {
+            plan = planAttentionGpu(ts[0], ts[1], ts[2], { causal: s.causal, tier, mma });
+          } catch (e) {
+            console.error(`${label}: ${(e as Error).message}`);
+            continue;
+          }
+          const t = await timeCompute(rt, (pass) => plan.recordKernel(pass), { batches: ctx.quick ? 3 : 5 });
+          plan.destroyTemporaries();
+          plan.out.destroy();
+          plan.lse.destroy();
+          const tflops = flops(s) / (t.kernelMs * 1e-3) / 1e12;
+          const cfg =
+            tier === 'subgroup-matrix' ? ` tiles ${JSON.stringify({ ...defaultMmaConfig(s.headDim), ...mma, headDim: undefined })}` : '';
+          console.error(`${label} [${tier}] ${t.kernelMs.toFixed(3)} ms ${tflops.toFixed(1)} TFLOPS`);
+          rows.push({
+            area: 'attention',
+            name: `${label} kernel`,
+            value: tflops,
+            unit: 'TFLOPS',
+            backend: 'webgpu',
+            tier,
+            device,
+            notes: `${t.kernelMs.toFixed(3)} ms (${t.method}, median of batches of ${t.iterations})${cfg}`,
+          });
+          if (Object.keys(mma).length === 0) {
+            const e2e: number[] = [];
+            for (let i = 0; i < 3; i++) e2e.push(await endToEnd(rt, s, tier, host, ts));
+            const ms = e2e.sort((a, b) => a - b)[1];
+            rows.push({
+              area: 'attention',
+              name: `${label} end-to-end`,
+              value: flops(s) / (ms * 1e-3) / 1e12,
+              unit: 'TFLOPS',
+              backend: 'webgpu',
+              tier,
+              device,
+              notes: `${ms.toFixed(2)} ms wall: upload q,k,v (f16) + kernel + read back O (f32), median of 3`,
+            });
+          }
+        }
+      }
+      for (const t of ts) t.destroy();
+    }
+  } finally {
+    rt.release();
+  }
+  return rows;
+}
+
+const module: BenchModule = { area: 'attention', run };
+export default module;
