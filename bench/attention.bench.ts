@@ -71,14 +71,15 @@ function flops(s: Shape): number {
 /** Tile variants of the tensor-core kernel swept by `--filter sweep`. */
 const SWEEP: Partial<MmaFlashConfig>[] = [
   {},
+  { interleaveS: false },
+  { aliasP: true },
   { warps: 8 },
   { warps: 4 },
-  { aliasP: true },
-  { warps: 4, aliasP: true },
-  { warps: 2, aliasP: true },
-  { warps: 4, blockK: 48, aliasP: true },
-  { warps: 4, blockK: 64, aliasP: true },
+  { warps: 8, rowsPerWarp: 32, blockK: 16, aliasP: true },
+  { warps: 8, rowsPerWarp: 32, blockK: 32, aliasP: true },
   { warps: 8, blockK: 48, aliasP: true },
+  { ablate: 'no-softmax' },
+  { ablate: 'no-staging' },
 ];
 
 async function endToEnd(rt: GpuRuntime, s: Shape, tier: GpuTier, host: Uint16Array[], ts: GpuTensor[]) {
@@ -103,8 +104,10 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
   const rt = await acquireGpu({ timing: true });
   const device = describeAdapter(rt.caps);
   const rows: BenchRow[] = [];
-  const want = (name: string) => ctx.filter.length === 0 || ctx.filter.some((f) => name.includes(f));
+  // '--filter sweep' adds the tile variants; other filter words select shapes by label
   const sweep = ctx.filter.includes('sweep');
+  const words = ctx.filter.filter((f) => f !== 'sweep');
+  const want = (name: string) => words.length === 0 || words.some((f) => name.includes(f));
   const shapes: Shape[] = [];
   for (const tokens of ctx.quick ? [1024] : [4096, 16384])
     for (const headDim of [64, 128])
@@ -121,7 +124,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           const label = `dense B${s.batch} H${s.heads} N${s.tokens} D${s.headDim}${s.causal ? ' causal' : ''}${
             Object.keys(mma).length ? ' ' + JSON.stringify(mma) : ''
           }`;
-          if (!want(label) && !sweep) continue;
+          if (!want(label)) continue;
           let plan;
           try {
             plan = planAttentionGpu(ts[0], ts[1], ts[2], { causal: s.causal, tier, mma });

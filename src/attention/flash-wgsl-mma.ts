@@ -36,6 +36,14 @@ export interface MmaFlashConfig {
    * lane can overwrite S another lane has yet to read; saves BQ·BK·2 bytes of workgroup memory.
    */
   aliasP: boolean;
+  /** Advance all S accumulators of a tile together (independent MMA chains) rather than one at a time. */
+  interleaveS: boolean;
+  /**
+   * Ablations for benchmarks only, which make the output WRONG: 'no-softmax' writes a constant P
+   * without reading S or computing exponentials; 'no-staging' skips the global loads and workgroup
+   * stores of K and V tiles. They measure what each part of a key tile costs.
+   */
+  ablate?: 'no-softmax' | 'no-staging';
   /** Keep Q's fragments in registers for the whole key loop (else reload them from global each tile). */
   qInRegisters: boolean;
   /** Rescale threshold in log2 units: P ≤ 2^tau. */
@@ -52,6 +60,7 @@ export const DEFAULT_MMA_CONFIG: Omit<MmaFlashConfig, 'headDim'> = Object.freeze
   tau: 8,
   subgroupSize: 32,
   aliasP: false,
+  interleaveS: true,
 });
 
 /**
@@ -110,8 +119,9 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
     `${decl ? 'var ' : ''}${qFrag(qi, dd)}${decl ? `: ${L}` : ''} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`;
 
   // --- K/V staging
+  const staging = c.ablate !== 'no-staging';
   const prefetch = (tileExpr: string) => {
-    for (let i = 0; i < loadsPerThread; i++) {
+    for (let i = 0; i < (staging ? loadsPerThread : 0); i++) {
       emit(`    {
       let e = tid + ${i * T}u;
       let j = ${tileExpr} + e / ${RSD}u;
@@ -123,7 +133,7 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
     }
   };
   const stage = () => {
-    for (let i = 0; i < loadsPerThread; i++) {
+    for (let i = 0; i < (staging ? loadsPerThread : 0); i++) {
       emit(`    {
       let e = tid + ${i * T}u;
       if (e < ${BK * RSD}u) {
@@ -203,62 +213,89 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     if (t + 1u < nTiles) {`);
   prefetch('k0 + ' + BK + 'u');
   emit(`    }`);
-  // S = Q Kᵀ, one column block of 16 keys at a time
-  for (let kj = 0; kj < nK; kj++) {
-    for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${A}();`);
+  // S = Q Kᵀ. Interleaved: every accumulator of the tile advances one 16-deep step per K fragment
+  // round, so nK·nQ independent MMA chains are in flight instead of one chain of nD dependent MMAs.
+  const qOperand = (qi: number, dd: number) => {
+    if (c.qInRegisters) return qFrag(qi, dd);
+    emit(`      let ${qFrag(qi, dd)} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`);
+    return qFrag(qi, dd);
+  };
+  const kLoad = (kj: number, dd: number) =>
+    `let kf${kj} = subgroupMatrixLoad<${R}, col_major>(&sK, ${kj * 16 * RS + dd * 2}u, ${RS}u);`;
+  const storeS = (kj: number, qi: number) =>
+    emit(`    subgroupMatrixStore<row_major>(&sS, (warp * ${WQ}u + ${qi * 16}u) * ${SS}u + ${kj * 4}u, s_${kj}_${qi}, ${SS}u);`);
+  if (c.interleaveS) {
+    for (let kj = 0; kj < nK; kj++) for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${A}();`);
     for (let dd = 0; dd < nD; dd++) {
-      emit(`    {
-      let kf = subgroupMatrixLoad<${R}, col_major>(&sK, ${kj * 16 * RS + dd * 2}u, ${RS}u);`);
+      emit(`    {`);
+      for (let kj = 0; kj < nK; kj++) emit(`      ${kLoad(kj, dd)}`);
       for (let qi = 0; qi < nQ; qi++) {
-        if (!c.qInRegisters) emit(`      let ${qFrag(qi, dd)} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`);
-        emit(`      s_${kj}_${qi} = subgroupMatrixMultiplyAccumulate(${qFrag(qi, dd)}, kf, s_${kj}_${qi});`);
+        const qf = qOperand(qi, dd);
+        for (let kj = 0; kj < nK; kj++) emit(`      s_${kj}_${qi} = subgroupMatrixMultiplyAccumulate(${qf}, kf${kj}, s_${kj}_${qi});`);
       }
       emit(`    }`);
     }
-    for (let qi = 0; qi < nQ; qi++) {
-      emit(`    subgroupMatrixStore<row_major>(&sS, (warp * ${WQ}u + ${qi * 16}u) * ${SS}u + ${kj * 4}u, s_${kj}_${qi}, ${SS}u);`);
+    for (let kj = 0; kj < nK; kj++) for (let qi = 0; qi < nQ; qi++) storeS(kj, qi);
+  } else {
+    for (let kj = 0; kj < nK; kj++) {
+      for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${A}();`);
+      for (let dd = 0; dd < nD; dd++) {
+        emit(`    {\n      ${kLoad(kj, dd)}`);
+        for (let qi = 0; qi < nQ; qi++) {
+          emit(`      s_${kj}_${qi} = subgroupMatrixMultiplyAccumulate(${qOperand(qi, dd)}, kf${kj}, s_${kj}_${qi});`);
+        }
+        emit(`    }`);
+      }
+      for (let qi = 0; qi < nQ; qi++) storeS(kj, qi);
     }
   }
-  // online softmax on lanes, lazily rescaled
+  // online softmax on lanes, lazily rescaled; straight-line code so every S value stays in a register
+  const pStore = (c8: number, words: string) =>
+    c.aliasP
+      ? `sS[pRow + ${c8}u] = bitcast<vec4<f32>>(vec4<u32>(${words}));`
+      : `sP[pRow + ${c8}u] = vec4<u32>(${words});`;
   emit(`    workgroupBarrier();
     {
-      var sv: array<f32, ${CH}>;
-      var tileMax = -3.0e38;
-      let sRow = rowInBlock * ${SS}u + part * ${CH / 4}u;
-      for (var c4 = 0u; c4 < ${CH / 4}u; c4++) {
-        let x = sS[sRow + c4] * P.scaleLog2;
-        for (var e = 0u; e < 4u; e++) {
-          let col = k0 + part * ${CH}u + c4 * 4u + e;
-          let keep = col < seen;
-          sv[c4 * 4u + e] = select(-3.0e38, x[e], keep);
-          if (keep) { tileMax = max(tileMax, x[e]); }
-        }
-      }`);
-  if (LPR === 2) emit(`      tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));`);
-  emit(`      alpha = 1.0;
+      let pRow = rowInBlock * ${PS}u + ${pBase}u + part * ${CH / 8}u;`);
+  if (c.ablate === 'no-softmax') {
+    const one = 'pack2x16float(vec2<f32>(0.03125, 0.03125))';
+    for (let c8 = 0; c8 < CH / 8; c8++) emit(`      ${pStore(c8, [one, one, one, one].join(', '))}`);
+    emit(`      lPart += ${(CH / 32).toFixed(4)};`);
+  } else {
+    emit(`      let sRow = rowInBlock * ${SS}u + part * ${CH / 4}u;
+      // columns of this lane's chunk that the row may see (causal limit, Nk, rows past Nq: none)
+      let lim = i32(seen) - i32(k0 + part * ${CH}u);
+      var tileMax = -3.0e38;`);
+    for (let c4 = 0; c4 < CH / 4; c4++) {
+      emit(`      let x${c4} = sS[sRow + ${c4}u] * P.scaleLog2;`);
+      for (let e = 0; e < 4; e++) {
+        emit(`      let k${c4 * 4 + e} = ${c4 * 4 + e} < lim;`);
+        emit(`      tileMax = select(tileMax, max(tileMax, x${c4}[${e}]), k${c4 * 4 + e});`);
+      }
+    }
+    if (LPR === 2) emit(`      tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));`);
+    emit(`      alpha = 1.0;
       if (tileMax > mRef + ${c.tau.toFixed(1)}) {
-        // O and l already hold contributions scaled to the old reference only if mRef was set
+        // O and l hold contributions scaled to the old reference only if mRef was set
         if (mRef > -1.0e38) {
           alpha = exp2(mRef - tileMax);
           atomicStore(&rescaleFlag, 1u);
         }
         lPart *= alpha;
         mRef = tileMax;
-      }
-      let pRow = rowInBlock * ${PS}u + ${pBase}u + part * ${CH / 8}u;
-      for (var c8 = 0u; c8 < ${CH / 8}u; c8++) {
-        var w: array<u32, 4>;
-        for (var e = 0u; e < 4u; e++) {
-          let s0 = sv[c8 * 8u + 2u * e];
-          let s1 = sv[c8 * 8u + 2u * e + 1u];
-          let p0 = select(0.0, exp2(s0 - mRef), s0 > -1.0e38);
-          let p1 = select(0.0, exp2(s1 - mRef), s1 > -1.0e38);
-          lPart += p0 + p1;
-          w[e] = pack2x16float(vec2<f32>(p0, p1));
-        }
-        ${c.aliasP ? 'sS[pRow + c8] = bitcast<vec4<f32>>(vec4<u32>(w[0], w[1], w[2], w[3]));' : 'sP[pRow + c8] = vec4<u32>(w[0], w[1], w[2], w[3]);'}
-      }
+      }`);
+    for (let i = 0; i < CH; i++) {
+      emit(`      let p${i} = select(0.0, exp2(x${i >> 2}[${i & 3}] - mRef), k${i});`);
     }
+    const sum: string[] = [];
+    for (let i = 0; i < CH; i++) sum.push(`p${i}`);
+    emit(`      lPart += ${sum.join(' + ')};`);
+    for (let c8 = 0; c8 < CH / 8; c8++) {
+      const words = [0, 1, 2, 3].map((e) => `pack2x16float(vec2<f32>(p${c8 * 8 + 2 * e}, p${c8 * 8 + 2 * e + 1}))`);
+      emit(`      ${pStore(c8, words.join(', '))}`);
+    }
+  }
+  emit(`    }
     if (workgroupUniformLoad(&rescaleFlag) != 0u) {`);
   for (let qi = 0; qi < nQ; qi++) {
     for (let dd = 0; dd < nD; dd++) {
