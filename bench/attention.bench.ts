@@ -132,10 +132,17 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
             console.error(`${label}: ${(e as Error).message}`);
             continue;
           }
-          const t = await timeCompute(rt, (pass) => plan.recordKernel(pass), { batches: ctx.quick ? 3 : 5 });
-          plan.destroyTemporaries();
-          plan.out.destroy();
-          plan.lse.destroy();
+          let t;
+          try {
+            t = await timeCompute(rt, (pass) => plan.recordKernel(pass), { batches: ctx.quick ? 3 : 5 });
+          } catch (e) {
+            console.error(`${label} [${tier}]: ${(e as Error).message.split('\n')[0]}`);
+            continue;
+          } finally {
+            plan.destroyTemporaries();
+            plan.out.destroy();
+            plan.lse.destroy();
+          }
           const tflops = flops(s) / (t.kernelMs * 1e-3) / 1e12;
           const cfg =
             tier === 'subgroup-matrix' ? ` tiles ${JSON.stringify({ ...defaultMmaConfig(s.headDim), ...mma, headDim: undefined })}` : '';

@@ -199,6 +199,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   let nTiles = (kEnd + ${BK - 1}u) / ${BK}u;
 `);
   for (let i = 0; i < loadsPerThread; i++) emit(`  var pk${i}: vec4<u32>;\n  var pv${i}: vec4<u32>;`);
+  // the 'no-staging' ablation must still reference K and V, or the 'auto' layout drops their bindings
+  if (!staging) emit(`  if (arrayLength(&Kv) + arrayLength(&Vv) == 0u) { return; }`);
   if (c.qInRegisters) {
     for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nD; dd++) emit('  ' + loadQ(qi, dd, true));
   }
