@@ -1,0 +1,13 @@
+/**
+ * Every `sparq` command, in the order `sparq --help` lists them. Adding a command is one module under
+ * `commands/` (named exports satisfying `Command`) and one entry here; the dispatcher needs no edit.
+ */
+import type { Command } from './command.js';
+import * as doctor from './commands/doctor.js';
+
+export const COMMANDS: readonly Command[] = [doctor];
+
+/** The command called `name`, if there is one. */
+export function findCommand(name: string): Command | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}
