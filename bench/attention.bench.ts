@@ -71,13 +71,12 @@ function flops(s: Shape): number {
 /** Tile variants of the tensor-core kernel swept by `--filter sweep`. */
 const SWEEP: Partial<MmaFlashConfig>[] = [
   {},
-  { interleaveS: false },
   { aliasP: true },
-  { warps: 8 },
-  { warps: 4 },
-  { warps: 8, rowsPerWarp: 32, blockK: 16, aliasP: true },
-  { warps: 8, rowsPerWarp: 32, blockK: 32, aliasP: true },
-  { warps: 8, blockK: 48, aliasP: true },
+  { staging: 'direct' },
+  { staging: 'split' },
+  { staging: 'split', aliasP: true },
+  { staging: 'split', aliasP: true, warps: 8 },
+  { staging: 'split', aliasP: true, warps: 8, rowsPerWarp: 32, blockK: 32 },
   { ablate: 'no-softmax' },
   { ablate: 'no-staging' },
 ];

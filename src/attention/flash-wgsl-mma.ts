@@ -36,6 +36,14 @@ export interface MmaFlashConfig {
    * lane can overwrite S another lane has yet to read; saves BQ·BK·2 bytes of workgroup memory.
    */
   aliasP: boolean;
+  /**
+   * How K/V tiles reach workgroup memory. 'prefetch': the next tile's global loads are issued into
+   * registers before this tile's math and stored after the next barrier (4 barriers a tile).
+   * 'direct': load and store at the top of the tile (fewer live registers, latency exposed).
+   * 'split': K and V staged at different points, V during the S phase and the next K after the S
+   * barrier, so one barrier a tile disappears and only half the prefetch registers are live at once.
+   */
+  staging: 'prefetch' | 'direct' | 'split';
   /** Advance all S accumulators of a tile together (independent MMA chains) rather than one at a time. */
   interleaveS: boolean;
   /**
@@ -61,6 +69,7 @@ export const DEFAULT_MMA_CONFIG: Omit<MmaFlashConfig, 'headDim'> = Object.freeze
   subgroupSize: 32,
   aliasP: false,
   interleaveS: true,
+  staging: 'prefetch',
 });
 
 /**
@@ -118,29 +127,30 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   const loadQ = (qi: number, dd: number, decl: boolean) =>
     `${decl ? 'var ' : ''}${qFrag(qi, dd)}${decl ? `: ${L}` : ''} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`;
 
-  // --- K/V staging
+  // --- K/V staging: loads into registers pk*/pv*, stores from them
   const staging = c.ablate !== 'no-staging';
-  const prefetch = (tileExpr: string) => {
+  const which = (kv: 'K' | 'V' | 'KV') => (kv === 'KV' ? ['K', 'V'] : [kv]);
+  const loadTile = (tileExpr: string, kv: 'K' | 'V' | 'KV') => {
     for (let i = 0; i < (staging ? loadsPerThread : 0); i++) {
       emit(`    {
       let e = tid + ${i * T}u;
       let j = ${tileExpr} + e / ${RSD}u;
       let ok = e < ${BK * RSD}u && j < P.tokensKv;
-      let src = kv0 + j * kvTok + e % ${RSD}u;
-      pk${i} = select(vec4<u32>(), Kv[min(src, arrayLength(&Kv) - 1u)], ok);
-      pv${i} = select(vec4<u32>(), Vv[min(src, arrayLength(&Vv) - 1u)], ok);
-    }`);
+      let src = kv0 + j * kvTok + e % ${RSD}u;`);
+      for (const x of which(kv)) {
+        emit(`      p${x.toLowerCase()}${i} = select(vec4<u32>(), ${x}v[min(src, arrayLength(&${x}v) - 1u)], ok);`);
+      }
+      emit(`    }`);
     }
   };
-  const stage = () => {
+  const storeTile = (kv: 'K' | 'V' | 'KV') => {
     for (let i = 0; i < (staging ? loadsPerThread : 0); i++) {
       emit(`    {
       let e = tid + ${i * T}u;
       if (e < ${BK * RSD}u) {
-        let dst = (e / ${RSD}u) * ${RS}u + e % ${RSD}u;
-        sK[dst] = pk${i};
-        sV[dst] = pv${i};
-      }
+        let dst = (e / ${RSD}u) * ${RS}u + e % ${RSD}u;`);
+      for (const x of which(kv)) emit(`        s${x}[dst] = p${x.toLowerCase()}${i};`);
+      emit(`      }
     }`);
     }
   };
@@ -205,16 +215,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nD; dd++) emit('  ' + loadQ(qi, dd, true));
   }
   for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nD; dd++) emit(`  var o_${qi}_${dd} = ${A}();`);
-  prefetch('0u');
+  const next = `k0 + ${BK}u`;
+  if (c.staging === 'prefetch') loadTile('0u', 'KV');
+  if (c.staging === 'split') {
+    loadTile('0u', 'KV');
+    storeTile('K');
+  }
   emit(`  for (var t = 0u; t < nTiles; t++) {
     let k0 = t * ${BK}u;
     workgroupBarrier();
     if (tid == 0u) { atomicStore(&rescaleFlag, 0u); }`);
-  stage();
-  emit(`    workgroupBarrier();
-    if (t + 1u < nTiles) {`);
-  prefetch('k0 + ' + BK + 'u');
-  emit(`    }`);
+  if (c.staging === 'prefetch') {
+    storeTile('KV');
+    emit(`    workgroupBarrier();\n    if (t + 1u < nTiles) {`);
+    loadTile(next, 'KV');
+    emit(`    }`);
+  } else if (c.staging === 'direct') {
+    loadTile('k0', 'KV');
+    storeTile('KV');
+    emit(`    workgroupBarrier();`);
+  } else {
+    // K_t is in sK (stored after the previous S barrier); V_t waits in registers for sV to be free
+    storeTile('V');
+    emit(`    if (t + 1u < nTiles) {`);
+    loadTile(next, 'K');
+    emit(`    }`);
+  }
   // S = Q Kᵀ. Interleaved: every accumulator of the tile advances one 16-deep step per K fragment
   // round, so nK·nQ independent MMA chains are in flight instead of one chain of nD dependent MMAs.
   const qOperand = (qi: number, dd: number) => {
@@ -256,8 +282,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     c.aliasP
       ? `sS[pRow + ${c8}u] = bitcast<vec4<f32>>(vec4<u32>(${words}));`
       : `sP[pRow + ${c8}u] = vec4<u32>(${words});`;
-  emit(`    workgroupBarrier();
-    {
+  emit(`    workgroupBarrier();`);
+  if (c.staging === 'split') {
+    // sK is free once every warp's S is stored; the next V load overlaps the softmax and PV
+    emit(`    if (t + 1u < nTiles) {`);
+    storeTile('K');
+    loadTile(next, 'V');
+    emit(`    }`);
+  }
+  emit(`    {
       let pRow = rowInBlock * ${PS}u + ${pBase}u + part * ${CH / 8}u;`);
   if (c.ablate === 'no-softmax') {
     const one = 'pack2x16float(vec2<f32>(0.03125, 0.03125))';

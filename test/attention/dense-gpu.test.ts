@@ -145,3 +145,27 @@ for (const tier of ['f16', 'subgroup-matrix'] as const) {
     }
   });
 }
+
+test('subgroup-matrix tier: every staging scheme and P layout gives the same attention', { skip }, async (t) => {
+  if (!rt.caps.tiers.includes('subgroup-matrix')) {
+    t.skip(`tier subgroup-matrix not offered by ${adapterLabel(rt)}`);
+    return;
+  }
+  const variants = [
+    { staging: 'direct' },
+    { staging: 'split' },
+    { staging: 'split', aliasP: true },
+    { staging: 'prefetch', aliasP: true, warps: 4 },
+    { staging: 'split', aliasP: true, warps: 8, rowsPerWarp: 32, blockK: 16 },
+  ] as const;
+  for (const mma of variants) {
+    for (const c of mmaCases().filter((_, i) => i % 2 === 0 || i === 8)) {
+      const [q, k, v] = [c.q, c.k, c.v].map((x) => upload(rt, x as Tensor)) as GpuTensor[];
+      const res = attention(q, k, v, { ...c.opts, tier: 'subgroup-matrix', mma, returnLse: true });
+      const out = await download(res.out);
+      const lse = await download(res.lse);
+      for (const x of [q, k, v, res.out, res.lse]) x.destroy();
+      checkAgainstOracle({ ...c, name: `${c.name} ${JSON.stringify(mma)}` }, 'subgroup-matrix', out, lse);
+    }
+  }
+});
