@@ -71,14 +71,14 @@ function flops(s: Shape): number {
 /** Tile variants of the tensor-core kernel swept by `--filter sweep`. */
 const SWEEP: Partial<MmaFlashConfig>[] = [
   {},
-  { aliasP: true },
   { staging: 'direct' },
-  { staging: 'split' },
-  { staging: 'split', aliasP: true },
-  { staging: 'split', aliasP: true, warps: 8 },
-  { staging: 'split', aliasP: true, warps: 8, rowsPerWarp: 32, blockK: 32 },
-  { ablate: 'no-softmax' },
-  { ablate: 'no-staging' },
+  { staging: 'direct', aliasP: true },
+  { staging: 'direct', aliasP: true, warps: 6 },
+  { staging: 'direct', aliasP: true, warps: 8 },
+  { staging: 'direct', aliasP: true, warps: 12 },
+  { staging: 'direct', aliasP: true, warps: 16 },
+  { staging: 'direct', aliasP: true, warps: 8, blockK: 48 },
+  { staging: 'prefetch', aliasP: true, warps: 12 },
 ];
 
 async function endToEnd(rt: GpuRuntime, s: Shape, tier: GpuTier, host: Uint16Array[], ts: GpuTensor[]) {

@@ -157,6 +157,8 @@ test('subgroup-matrix tier: every staging scheme and P layout gives the same att
     { staging: 'split', aliasP: true },
     { staging: 'prefetch', aliasP: true, warps: 4 },
     { staging: 'split', aliasP: true, warps: 8, rowsPerWarp: 32, blockK: 16 },
+    { staging: 'direct', aliasP: true, warps: 12 },
+    { staging: 'direct', aliasP: true, warps: 6, blockK: 48 },
   ] as const;
   for (const mma of variants) {
     for (const c of mmaCases().filter((_, i) => i % 2 === 0 || i === 8)) {
