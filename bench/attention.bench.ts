@@ -110,13 +110,16 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
   const shapes: Shape[] = [];
   for (const tokens of ctx.quick ? [1024] : [4096, 16384])
     for (const headDim of [64, 128])
-      for (const causal of [false, true]) shapes.push({ batch: ctx.quick ? 1 : 2, heads: ctx.quick ? 4 : 16, tokens, headDim, causal });
+      for (const causal of [false, true])
+        shapes.push({ batch: ctx.quick ? 1 : 2, heads: ctx.quick ? 4 : 16, tokens, headDim, causal });
   try {
     for (const s of shapes) {
       const shape = [s.batch, s.heads, s.tokens, s.headDim];
       const ts = [1, 2, 3].map((seed) => randomF16(rt, shape, seed));
       const host = await Promise.all(ts.map(async (t) => (await download(t)).data as Uint16Array));
-      const tiers = rt.caps.tiers.filter((t) => t !== 'f32' && (t !== 'f16' || s.tokens <= 4096 || ctx.quick));
+      const tiers = rt.caps.tiers.filter(
+        (t) => t !== 'f32' && (t !== 'f16' || s.tokens <= 4096 || ctx.quick),
+      );
       for (const tier of tiers) {
         const variants: Partial<MmaFlashConfig>[] = tier === 'subgroup-matrix' && sweep ? SWEEP : [{}];
         for (const mma of variants) {
@@ -144,7 +147,9 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           }
           const tflops = flops(s) / (t.kernelMs * 1e-3) / 1e12;
           const cfg =
-            tier === 'subgroup-matrix' ? ` tiles ${JSON.stringify({ ...defaultMmaConfig(s.headDim), ...mma, headDim: undefined })}` : '';
+            tier === 'subgroup-matrix'
+              ? ` tiles ${JSON.stringify({ ...defaultMmaConfig(s.headDim), ...mma, headDim: undefined })}`
+              : '';
           console.error(`${label} [${tier}] ${t.kernelMs.toFixed(3)} ms ${tflops.toFixed(1)} TFLOPS`);
           rows.push({
             area: 'attention',

@@ -34,4 +34,3 @@ export interface BenchModule {
   area: string;
   run(ctx: BenchContext): Promise<BenchRow[]>;
 }
-

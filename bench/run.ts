@@ -41,7 +41,9 @@ console.log('| area | what | value | unit | backend | tier | device | notes |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const v = r.value >= 100 ? r.value.toFixed(1) : r.value.toPrecision(3);
-  console.log(`| ${r.area} | ${r.name} | ${v} | ${r.unit} | ${r.backend} | ${r.tier} | ${r.device} | ${r.notes ?? ''} |`);
+  console.log(
+    `| ${r.area} | ${r.name} | ${v} | ${r.unit} | ${r.backend} | ${r.tier} | ${r.device} | ${r.notes ?? ''} |`,
+  );
 }
 const out = values.out ?? `results/bench-${areas.join('-')}.json`;
 mkdirSync(dirname(out), { recursive: true });

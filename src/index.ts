@@ -48,7 +48,12 @@ export { timeCompute, type TimingOptions, type TimingResult } from './gpu/timing
 export { attentionReference, type ReferenceOptions } from './attention/reference.js';
 export { attention, type DenseAttentionOptions } from './attention/dense.js';
 export { attentionCpu, type CpuAttentionOptions } from './attention/dense-cpu.js';
-export { attentionGpu, planAttentionGpu, type GpuAttentionOptions, type GpuAttentionPlan } from './attention/dense-gpu.js';
+export {
+  attentionGpu,
+  planAttentionGpu,
+  type GpuAttentionOptions,
+  type GpuAttentionPlan,
+} from './attention/dense-gpu.js';
 export { keptKeys } from './attention/causal.js';
 export {
   type AttentionOptions,

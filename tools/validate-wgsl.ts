@@ -42,7 +42,10 @@ for (const input of ['f32', 'f16'] as const)
   for (const shaderF16 of [false, true])
     for (const D of [64, 128, 37])
       if (!(input === 'f32' && shaderF16))
-        scalar.push([`scalar ${input} f16ext=${shaderF16} D=${D}`, scalarFlashWgsl({ input, shaderF16, headDim: D, blockK: 16, workgroupSize: 64 })]);
+        scalar.push([
+          `scalar ${input} f16ext=${shaderF16} D=${D}`,
+          scalarFlashWgsl({ input, shaderF16, headDim: D, blockK: 16, workgroupSize: 64 }),
+        ]);
 failed += await check(['enable-dawn-features=allow_unsafe_apis'], 'default', scalar);
 const mma: [string, string][] = [];
 for (const D of [64, 128])

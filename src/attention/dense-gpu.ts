@@ -3,12 +3,7 @@
  * problem (subgroup-matrix tensor cores → packed f16 → plain f32), generates the WGSL, and records the
  * dispatches; `attentionGpu` runs a plan once. Benchmarks time `plan.record` directly.
  */
-import {
-  DTypeError,
-  ShapeError,
-  UnsupportedHeadDimError,
-  UnsupportedOptionError,
-} from '../core/errors.js';
+import { DTypeError, ShapeError, UnsupportedHeadDimError, UnsupportedOptionError } from '../core/errors.js';
 import type { GpuTier } from '../gpu/capabilities.js';
 import { emptyFloat16Like, recordCastToFloat16 } from '../gpu/cast.js';
 import { BUFFER_USAGE, GpuTensor, emptyGpu } from '../gpu/gpu-tensor.js';
@@ -61,7 +56,9 @@ const SCALAR_WORKGROUP = 64;
 
 function assertSameRuntime(q: GpuTensor, k: GpuTensor, v: GpuTensor): GpuRuntime {
   if (k.runtime !== q.runtime || v.runtime !== q.runtime) {
-    throw new UnsupportedOptionError('q, k and v must live on the same GPU runtime; download and upload to move tensors');
+    throw new UnsupportedOptionError(
+      'q, k and v must live on the same GPU runtime; download and upload to move tensors',
+    );
   }
   for (const [name, t] of [
     ['q', q],
@@ -73,7 +70,11 @@ function assertSameRuntime(q: GpuTensor, k: GpuTensor, v: GpuTensor): GpuRuntime
   return q.runtime;
 }
 
-function chooseTier(runtime: GpuRuntime, p: AttentionProblem, requested: GpuAttentionOptions['tier']): GpuTier {
+function chooseTier(
+  runtime: GpuRuntime,
+  p: AttentionProblem,
+  requested: GpuAttentionOptions['tier'],
+): GpuTier {
   const tiers = runtime.caps.tiers;
   const mmaFits = p.headDim % 16 === 0 && p.headDim <= 256;
   if (requested === undefined || requested === 'auto') {
@@ -112,11 +113,15 @@ export function planAttentionGpu(
   runtime.assertAlive();
   for (const t of [q, k, v]) {
     if (t.dtype !== 'float32' && t.dtype !== 'float16') {
-      throw new DTypeError(`GPU attention takes float16 or float32 tensors; got ${t.dtype}. Convert on the host first.`);
+      throw new DTypeError(
+        `GPU attention takes float16 or float32 tensors; got ${t.dtype}. Convert on the host first.`,
+      );
     }
   }
   if (k.dtype !== q.dtype || v.dtype !== q.dtype) {
-    throw new DTypeError(`q, k and v must share one dtype on the GPU; got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+    throw new DTypeError(
+      `q, k and v must share one dtype on the GPU; got ${q.dtype}, ${k.dtype}, ${v.dtype}`,
+    );
   }
   if (p.nanPolicy === 'error') {
     throw new UnsupportedOptionError(
@@ -159,7 +164,9 @@ export function planAttentionGpu(
   const needF16 = tier !== 'f32' && q.dtype === 'float32';
   const inputs: GpuTensor[] = [q, k, v].map((t, i) => {
     if (needF16) return emptyFloat16Like(t, minBytes(t, i));
-    return t.buffer.size >= minBytes(t, i) ? t : emptyGpu(runtime, t.shape, t.dtype, 'attention operand', minBytes(t, i));
+    return t.buffer.size >= minBytes(t, i)
+      ? t
+      : emptyGpu(runtime, t.shape, t.dtype, 'attention operand', minBytes(t, i));
   });
   temporaries.push(...inputs.filter((t, i) => t !== [q, k, v][i]));
   const recordInputs = (pass: GPUComputePassEncoder) => {
@@ -174,7 +181,12 @@ export function planAttentionGpu(
   let workgroupsX: number;
   let scratch: GpuTensor | undefined;
   if (tier === 'subgroup-matrix') {
-    const cfg: MmaFlashConfig = { ...defaultMmaConfig(p.headDim), ...opts.mma, headDim: p.headDim, subgroupSize: 32 };
+    const cfg: MmaFlashConfig = {
+      ...defaultMmaConfig(p.headDim, limits.maxComputeWorkgroupStorageSize),
+      ...opts.mma,
+      headDim: p.headDim,
+      subgroupSize: 32,
+    };
     if (mmaWorkgroupBytes(cfg) > limits.maxComputeWorkgroupStorageSize) {
       throw new UnsupportedOptionError(
         `subgroup-matrix tiles ${JSON.stringify(opts.mma ?? {})} need ${mmaWorkgroupBytes(cfg)} bytes of workgroup memory; ` +
@@ -189,7 +201,12 @@ export function planAttentionGpu(
     code = mmaFlashWgsl(cfg);
     workgroupsX = Math.ceil(p.tokensQ / mmaBlockQ(cfg));
     if (!empty) {
-      scratch = emptyGpu(runtime, [p.batch * p.headsQ * workgroupsX * mmaBlockQ(cfg) * p.headDim], 'float32', 'attention scratch');
+      scratch = emptyGpu(
+        runtime,
+        [p.batch * p.headsQ * workgroupsX * mmaBlockQ(cfg) * p.headDim],
+        'float32',
+        'attention scratch',
+      );
       temporaries.push(scratch);
     }
   } else {
@@ -210,7 +227,11 @@ export function planAttentionGpu(
       `this problem needs a ${workgroupsX}×${p.headsQ}×${p.batch} dispatch; the device allows ${maxGroups} per dimension. Split the batch or sequence.`,
     );
   }
-  const params = runtime.createBuffer(FLASH_PARAMS_BYTES, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'attention params');
+  const params = runtime.createBuffer(
+    FLASH_PARAMS_BYTES,
+    BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
+    'attention params',
+  );
   runtime.device.queue.writeBuffer(params, 0, packFlashParams(p, p.headDim, workgroupsX));
   const pipeline = empty ? undefined : runtime.pipeline(code);
 

@@ -57,7 +57,9 @@ export function attention(
   const onGpu = [q, k, v].map((t) => t instanceof GpuTensor);
   if (onGpu.every(Boolean)) {
     if (opts.blockQ !== undefined || opts.blockK !== undefined) {
-      throw new UnsupportedOptionError('blockQ and blockK tile the CPU kernel; for GPU tensors use tier / mma');
+      throw new UnsupportedOptionError(
+        'blockQ and blockK tile the CPU kernel; for GPU tensors use tier / mma',
+      );
     }
     return attentionGpu(q as GpuTensor, k as GpuTensor, v as GpuTensor, opts);
   }

@@ -73,11 +73,18 @@ export const DEFAULT_MMA_CONFIG: Omit<MmaFlashConfig, 'headDim'> = Object.freeze
 });
 
 /**
- * Tile defaults by head dim, from the sweep on an NVIDIA H100 through Dawn/Vulkan (BENCHMARKS.md).
+ * Tile defaults by head dim, from the sweeps on an NVIDIA H100 through Dawn/Vulkan (BENCHMARKS.md):
+ * D ≤ 64: 12 warps with register prefetch (110 / 102 TFLOPS non-causal / causal at N = 16k);
+ * D > 64: 8 warps with direct staging (122 / 128). P lives in the S rows in both. Where the K/V tiles
+ * of a large head dim would not fit `workgroupStorage` bytes, the key tile shrinks to 16.
  */
-export function defaultMmaConfig(headDim: number): MmaFlashConfig {
-  const tuned: Partial<MmaFlashConfig> = headDim <= 64 ? { warps: 4 } : {};
-  return { ...DEFAULT_MMA_CONFIG, ...tuned, headDim };
+export function defaultMmaConfig(headDim: number, workgroupStorage = 49152): MmaFlashConfig {
+  const tuned: Partial<MmaFlashConfig> =
+    headDim <= 64
+      ? { warps: 12, staging: 'prefetch', aliasP: true }
+      : { warps: 8, staging: 'direct', aliasP: true };
+  const cfg: MmaFlashConfig = { ...DEFAULT_MMA_CONFIG, ...tuned, headDim };
+  return mmaWorkgroupBytes(cfg) <= workgroupStorage ? cfg : { ...cfg, blockK: 16 };
 }
 
 /** Workgroup memory the kernel declares, in bytes (to check against the device limit). */
@@ -114,7 +121,8 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   const nD = D / 16;
   const nK = BK / 16;
   const loadsPerThread = Math.ceil((BK * RSD) / T);
-  if (D % 16 !== 0 || BK % 16 !== 0 || CH % 8 !== 0) throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
+  if (D % 16 !== 0 || BK % 16 !== 0 || CH % 8 !== 0)
+    throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
 
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
@@ -138,7 +146,9 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
       let ok = e < ${BK * RSD}u && j < P.tokensKv;
       let src = kv0 + j * kvTok + e % ${RSD}u;`);
       for (const x of which(kv)) {
-        emit(`      p${x.toLowerCase()}${i} = select(vec4<u32>(), ${x}v[min(src, arrayLength(&${x}v) - 1u)], ok);`);
+        emit(
+          `      p${x.toLowerCase()}${i} = select(vec4<u32>(), ${x}v[min(src, arrayLength(&${x}v) - 1u)], ok);`,
+        );
       }
       emit(`    }`);
     }
@@ -245,13 +255,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   // round, so nK·nQ independent MMA chains are in flight instead of one chain of nD dependent MMAs.
   const qOperand = (qi: number, dd: number) => {
     if (c.qInRegisters) return qFrag(qi, dd);
-    emit(`      let ${qFrag(qi, dd)} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`);
+    emit(
+      `      let ${qFrag(qi, dd)} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`,
+    );
     return qFrag(qi, dd);
   };
   const kLoad = (kj: number, dd: number) =>
     `let kf${kj} = subgroupMatrixLoad<${R}, col_major>(&sK, ${kj * 16 * RS + dd * 2}u, ${RS}u);`;
   const storeS = (kj: number, qi: number) =>
-    emit(`    subgroupMatrixStore<row_major>(&sS, (warp * ${WQ}u + ${qi * 16}u) * ${SS}u + ${kj * 4}u, s_${kj}_${qi}, ${SS}u);`);
+    emit(
+      `    subgroupMatrixStore<row_major>(&sS, (warp * ${WQ}u + ${qi * 16}u) * ${SS}u + ${kj * 4}u, s_${kj}_${qi}, ${SS}u);`,
+    );
   if (c.interleaveS) {
     for (let kj = 0; kj < nK; kj++) for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${A}();`);
     for (let dd = 0; dd < nD; dd++) {
@@ -259,7 +273,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       for (let kj = 0; kj < nK; kj++) emit(`      ${kLoad(kj, dd)}`);
       for (let qi = 0; qi < nQ; qi++) {
         const qf = qOperand(qi, dd);
-        for (let kj = 0; kj < nK; kj++) emit(`      s_${kj}_${qi} = subgroupMatrixMultiplyAccumulate(${qf}, kf${kj}, s_${kj}_${qi});`);
+        for (let kj = 0; kj < nK; kj++)
+          emit(`      s_${kj}_${qi} = subgroupMatrixMultiplyAccumulate(${qf}, kf${kj}, s_${kj}_${qi});`);
       }
       emit(`    }`);
     }
@@ -270,7 +285,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       for (let dd = 0; dd < nD; dd++) {
         emit(`    {\n      ${kLoad(kj, dd)}`);
         for (let qi = 0; qi < nQ; qi++) {
-          emit(`      s_${kj}_${qi} = subgroupMatrixMultiplyAccumulate(${qOperand(qi, dd)}, kf${kj}, s_${kj}_${qi});`);
+          emit(
+            `      s_${kj}_${qi} = subgroupMatrixMultiplyAccumulate(${qOperand(qi, dd)}, kf${kj}, s_${kj}_${qi});`,
+          );
         }
         emit(`    }`);
       }
@@ -326,7 +343,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     for (let i = 0; i < CH; i++) sum.push(`p${i}`);
     emit(`      lPart += ${sum.join(' + ')};`);
     for (let c8 = 0; c8 < CH / 8; c8++) {
-      const words = [0, 1, 2, 3].map((e) => `pack2x16float(vec2<f32>(p${c8 * 8 + 2 * e}, p${c8 * 8 + 2 * e + 1}))`);
+      const words = [0, 1, 2, 3].map(
+        (e) => `pack2x16float(vec2<f32>(p${c8 * 8 + 2 * e}, p${c8 * 8 + 2 * e + 1}))`,
+      );
       emit(`      ${pStore(c8, words.join(', '))}`);
     }
   }
@@ -334,7 +353,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     if (workgroupUniformLoad(&rescaleFlag) != 0u) {`);
   for (let qi = 0; qi < nQ; qi++) {
     for (let dd = 0; dd < nD; dd++) {
-      emit(`      subgroupMatrixStore<row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, o_${qi}_${dd}, ${D}u);`);
+      emit(
+        `      subgroupMatrixStore<row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, o_${qi}_${dd}, ${D}u);`,
+      );
     }
   }
   emit(`      storageBarrier();
@@ -345,7 +366,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       storageBarrier();`);
   for (let qi = 0; qi < nQ; qi++) {
     for (let dd = 0; dd < nD; dd++) {
-      emit(`      o_${qi}_${dd} = subgroupMatrixLoad<${A}, row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, ${D}u);`);
+      emit(
+        `      o_${qi}_${dd} = subgroupMatrixLoad<${A}, row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, ${D}u);`,
+      );
     }
   }
   emit(`    }`);
@@ -353,12 +376,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   for (let kk = 0; kk < nK; kk++) {
     emit(`    {`);
     for (let qi = 0; qi < nQ; qi++) {
-      emit(`      let pf${qi} = subgroupMatrixLoad<${L}, row_major>(&${pArray}, (warp * ${WQ}u + ${qi * 16}u) * ${PS}u + ${pBase + kk * 2}u, ${PS}u);`);
+      emit(
+        `      let pf${qi} = subgroupMatrixLoad<${L}, row_major>(&${pArray}, (warp * ${WQ}u + ${qi * 16}u) * ${PS}u + ${pBase + kk * 2}u, ${PS}u);`,
+      );
     }
     for (let dd = 0; dd < nD; dd++) {
       emit(`      {
         let vf = subgroupMatrixLoad<${R}, row_major>(&sV, ${kk * 16 * RS + dd * 2}u, ${RS}u);`);
-      for (let qi = 0; qi < nQ; qi++) emit(`        o_${qi}_${dd} = subgroupMatrixMultiplyAccumulate(pf${qi}, vf, o_${qi}_${dd});`);
+      for (let qi = 0; qi < nQ; qi++)
+        emit(`        o_${qi}_${dd} = subgroupMatrixMultiplyAccumulate(pf${qi}, vf, o_${qi}_${dd});`);
       emit(`      }`);
     }
     emit(`    }`);
@@ -367,7 +393,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   // epilogue: O / l through the scratch rows, written in the output layout
   for (let qi = 0; qi < nQ; qi++) {
     for (let dd = 0; dd < nD; dd++) {
-      emit(`  subgroupMatrixStore<row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, o_${qi}_${dd}, ${D}u);`);
+      emit(
+        `  subgroupMatrixStore<row_major>(&scratch, scratch0 + ${qi * 16 * D + dd * 16}u, o_${qi}_${dd}, ${D}u);`,
+      );
     }
   }
   emit(`  storageBarrier();`);

@@ -7,13 +7,7 @@ import { type FloatFormatName, isFloatFormatName } from '../numerics/formats.js'
 
 export type DType = 'float64' | 'float32' | FloatFormatName | 'int8' | 'uint8' | 'int32' | 'int4' | 'bool';
 
-export type TypedArray =
-  | Float64Array
-  | Float32Array
-  | Uint16Array
-  | Uint8Array
-  | Int8Array
-  | Int32Array;
+export type TypedArray = Float64Array | Float32Array | Uint16Array | Uint8Array | Int8Array | Int32Array;
 
 export const DTYPES: readonly DType[] = Object.freeze([
   'float64',

@@ -17,7 +17,9 @@ export interface AttentionDims {
 
 export function assertLayout(layout: unknown): asserts layout is Layout {
   if (layout !== 'HND' && layout !== 'NHD') {
-    throw new UnsupportedOptionError(`layout must be 'HND' ([B,H,N,D]) or 'NHD' ([B,N,H,D]); got ${JSON.stringify(layout)}`);
+    throw new UnsupportedOptionError(
+      `layout must be 'HND' ([B,H,N,D]) or 'NHD' ([B,N,H,D]); got ${JSON.stringify(layout)}`,
+    );
   }
 }
 

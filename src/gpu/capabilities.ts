@@ -60,7 +60,12 @@ export function hasSubgroupMatrix(
   k: number,
 ): boolean {
   return caps.subgroupMatrixConfigs.some(
-    (c) => c.componentType === component && c.resultComponentType === result && c.M === m && c.N === n && c.K === k,
+    (c) =>
+      c.componentType === component &&
+      c.resultComponentType === result &&
+      c.M === m &&
+      c.N === n &&
+      c.K === k,
   );
 }
 
@@ -83,7 +88,8 @@ export function readCapabilities(
   const info = (adapter.info ?? {}) as AdapterInfoLike;
   const features = [...device.features].map(String).sort();
   const limits: Record<string, number> = {};
-  for (const name of LIMIT_NAMES) limits[name] = Number((device.limits as unknown as Record<string, number>)[name]);
+  for (const name of LIMIT_NAMES)
+    limits[name] = Number((device.limits as unknown as Record<string, number>)[name]);
   const configs = features.includes(SUBGROUP_MATRIX_FEATURE)
     ? (info.subgroupMatrixConfigs ?? []).map((c) =>
         Object.freeze({
@@ -103,7 +109,9 @@ export function readCapabilities(
       architecture: info.architecture ?? '',
       device: info.device ?? '',
       description: info.description ?? '',
-      isFallbackAdapter: Boolean(info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+      isFallbackAdapter: Boolean(
+        info.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+      ),
     }),
     features: Object.freeze(features),
     limits: Object.freeze(limits),
@@ -114,7 +122,11 @@ export function readCapabilities(
     tiers,
     timestamps: features.includes('timestamp-query'),
   };
-  if (f16 && hasSubgroupMatrix(caps as GpuCapabilities, 'f16', 'f32', 16, 16, 16) && features.includes('subgroups')) {
+  if (
+    f16 &&
+    hasSubgroupMatrix(caps as GpuCapabilities, 'f16', 'f32', 16, 16, 16) &&
+    features.includes('subgroups')
+  ) {
     tiers.push('subgroup-matrix');
   }
   if (f16) tiers.push('f16');

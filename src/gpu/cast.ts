@@ -26,7 +26,11 @@ export function emptyFloat16Like(t: GpuTensor, minBytes = 0): GpuTensor<'float16
 }
 
 /** Records the conversion of a float32 tensor into a float16 tensor of the same shape. */
-export function recordCastToFloat16(t: GpuTensor, out: GpuTensor<'float16'>, pass: GPUComputePassEncoder): void {
+export function recordCastToFloat16(
+  t: GpuTensor,
+  out: GpuTensor<'float16'>,
+  pass: GPUComputePassEncoder,
+): void {
   const runtime = t.runtime;
   const words = Math.ceil(t.size / 2);
   if (words === 0) return;

@@ -7,10 +7,17 @@ import { DeviceLostError, ShapeError } from '../core/errors.js';
 import { Tensor, formatShape, shapeSize, type Shape } from '../core/tensor.js';
 import type { GpuRuntime } from './runtime.js';
 
-export const STORAGE_USAGE = GPUBufferUsageFlags().STORAGE | GPUBufferUsageFlags().COPY_SRC | GPUBufferUsageFlags().COPY_DST;
+export const STORAGE_USAGE =
+  GPUBufferUsageFlags().STORAGE | GPUBufferUsageFlags().COPY_SRC | GPUBufferUsageFlags().COPY_DST;
 
 /** GPUBufferUsage is a global only once a WebGPU implementation is loaded; read it lazily. */
-function GPUBufferUsageFlags(): { STORAGE: number; COPY_SRC: number; COPY_DST: number; MAP_READ: number; UNIFORM: number } {
+function GPUBufferUsageFlags(): {
+  STORAGE: number;
+  COPY_SRC: number;
+  COPY_DST: number;
+  MAP_READ: number;
+  UNIFORM: number;
+} {
   const g = (globalThis as unknown as { GPUBufferUsage?: Record<string, number> }).GPUBufferUsage;
   // The WebGPU specification fixes these bit values; they are used only if the global is missing.
   return {
@@ -39,7 +46,9 @@ export class GpuTensor<D extends DType = DType> {
     this.dtype = dtype;
     const need = shapeSize(shape) * bytesPerElement(dtype);
     if (buffer.size < need) {
-      throw new ShapeError(`a GPU buffer of ${buffer.size} bytes cannot hold ${formatShape(shape)} ${dtype} (${need} bytes)`);
+      throw new ShapeError(
+        `a GPU buffer of ${buffer.size} bytes cannot hold ${formatShape(shape)} ${dtype} (${need} bytes)`,
+      );
     }
   }
 
@@ -99,7 +108,11 @@ export async function download<D extends DType>(g: GpuTensor<D>): Promise<Tensor
   if (g.isDestroyed) throw new DeviceLostError('this GPU tensor was destroyed; it can no longer be read');
   runtime.assertAlive();
   const padded = Math.max(4, Math.ceil(g.byteLength / 4) * 4);
-  const staging = runtime.createBuffer(padded, BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, 'download staging');
+  const staging = runtime.createBuffer(
+    padded,
+    BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST,
+    'download staging',
+  );
   try {
     const enc = runtime.device.createCommandEncoder();
     enc.copyBufferToBuffer(g.buffer, 0, staging, 0, padded);

@@ -38,7 +38,9 @@ const liveInstances = new Set<GPU>();
 /** Builds dawn.node's flag list. A second `enable-dawn-features=` entry would silently replace the first. */
 export function dawnFlags(opts: AcquireOptions = {}): string[] {
   const enable = [...new Set([...DAWN_ENABLE_TOGGLES, ...(opts.enableToggles ?? [])])];
-  const disable = [...new Set([...(opts.timing ? DAWN_TIMING_DISABLE_TOGGLES : []), ...(opts.disableToggles ?? [])])];
+  const disable = [
+    ...new Set([...(opts.timing ? DAWN_TIMING_DISABLE_TOGGLES : []), ...(opts.disableToggles ?? [])]),
+  ];
   const flags = [`enable-dawn-features=${enable.join(',')}`];
   if (disable.length > 0) flags.push(`disable-dawn-features=${disable.join(',')}`);
   for (const f of opts.dawnFlags ?? []) {
@@ -103,7 +105,9 @@ export class GpuRuntime {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.pendingErrors.push(
         err instanceof GPUOutOfMemoryError
-          ? new GpuOutOfMemoryError(`GPU out of memory: ${err.message}. Use smaller shapes or free GPU tensors.`)
+          ? new GpuOutOfMemoryError(
+              `GPU out of memory: ${err.message}. Use smaller shapes or free GPU tensors.`,
+            )
           : new GpuError(`WebGPU error: ${err.message}`),
       );
     });
@@ -111,9 +115,12 @@ export class GpuRuntime {
 
   /** Throws if the device is lost or released. */
   assertAlive(): void {
-    if (this.released) throw new DeviceLostError('this GPU runtime was released; acquire a new one with acquireGpu()');
+    if (this.released)
+      throw new DeviceLostError('this GPU runtime was released; acquire a new one with acquireGpu()');
     if (this.lostReason !== undefined) {
-      throw new DeviceLostError(`the GPU device was lost (${this.lostReason}); acquire a new one with acquireGpu()`);
+      throw new DeviceLostError(
+        `the GPU device was lost (${this.lostReason}); acquire a new one with acquireGpu()`,
+      );
     }
   }
 
@@ -184,7 +191,11 @@ export class GpuRuntime {
 export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuRuntime> {
   if (opts.device) {
     const device = opts.device;
-    const caps = readCapabilities(opts.adapter ?? ({ info: device.adapterInfo } as unknown as GPUAdapter), device, undefined);
+    const caps = readCapabilities(
+      opts.adapter ?? ({ info: device.adapterInfo } as unknown as GPUAdapter),
+      device,
+      undefined,
+    );
     return new GpuRuntime({ gpu: undefined, device, caps, ownsDevice: false, exactTimestamps: false });
   }
   const inBrowser = browserGpu();
@@ -211,8 +222,18 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuRuntime>
       requiredLimits[name] = (adapter.limits as unknown as Record<string, number>)[name];
     }
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-    const caps = readCapabilities(adapter, device, (gpu as { wgslLanguageFeatures?: Iterable<string> }).wgslLanguageFeatures);
-    return new GpuRuntime({ gpu, device, caps, ownsDevice: true, exactTimestamps: !inBrowser && Boolean(opts.timing) });
+    const caps = readCapabilities(
+      adapter,
+      device,
+      (gpu as { wgslLanguageFeatures?: Iterable<string> }).wgslLanguageFeatures,
+    );
+    return new GpuRuntime({
+      gpu,
+      device,
+      caps,
+      ownsDevice: true,
+      exactTimestamps: !inBrowser && Boolean(opts.timing),
+    });
   } catch (e) {
     liveInstances.delete(gpu);
     throw e;

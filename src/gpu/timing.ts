@@ -39,8 +39,12 @@ export async function timeCompute(
   const device = runtime.device;
   const useTimestamps = runtime.caps.timestamps;
   const querySet = useTimestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
-  const resolve = useTimestamps ? runtime.createBuffer(16, BUFFER_USAGE.COPY_SRC | 0x200 /* QUERY_RESOLVE */) : undefined;
-  const read = useTimestamps ? runtime.createBuffer(16, BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST) : undefined;
+  const resolve = useTimestamps
+    ? runtime.createBuffer(16, BUFFER_USAGE.COPY_SRC | 0x200 /* QUERY_RESOLVE */)
+    : undefined;
+  const read = useTimestamps
+    ? runtime.createBuffer(16, BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST)
+    : undefined;
 
   const runBatch = async (n: number): Promise<{ gpu: number; wall: number }> => {
     const enc = device.createCommandEncoder();

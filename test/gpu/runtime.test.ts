@@ -30,23 +30,30 @@ test('the capability record is frozen and lists the tiers best first', { skip },
   assert.equal(c.tiers.includes('f16'), c.features.includes('shader-f16'));
   assert.ok(c.limits.maxStorageBufferBindingSize > 0);
   if (c.tiers.includes('subgroup-matrix')) {
-    assert.ok(c.subgroupMatrixConfigs.some((m) => m.componentType === 'f16' && m.resultComponentType === 'f32'));
+    assert.ok(
+      c.subgroupMatrixConfigs.some((m) => m.componentType === 'f16' && m.resultComponentType === 'f32'),
+    );
   }
 });
 
-test('upload then download returns the same bytes for every dtype, odd sizes included', { skip }, async () => {
-  for (const dtype of DTYPES as readonly DType[]) {
-    for (const n of [1, 3, 7, 64]) {
-      const Storage = storageOf(dtype);
-      const data = new Storage(n) as TypedArray;
-      for (let i = 0; i < n; i++) data[i] = dtype === 'bool' ? i % 2 : dtype === 'int4' ? (i % 16) - 8 : (i * 37 + 11) % 100;
-      const t = new Tensor(data, [n], dtype);
-      const back = await download(upload(rt, t));
-      assert.equal(back.dtype, dtype);
-      assert.deepEqual(Array.from(back.data), Array.from(data), `${dtype} n=${n}`);
+test(
+  'upload then download returns the same bytes for every dtype, odd sizes included',
+  { skip },
+  async () => {
+    for (const dtype of DTYPES as readonly DType[]) {
+      for (const n of [1, 3, 7, 64]) {
+        const Storage = storageOf(dtype);
+        const data = new Storage(n) as TypedArray;
+        for (let i = 0; i < n; i++)
+          data[i] = dtype === 'bool' ? i % 2 : dtype === 'int4' ? (i % 16) - 8 : (i * 37 + 11) % 100;
+        const t = new Tensor(data, [n], dtype);
+        const back = await download(upload(rt, t));
+        assert.equal(back.dtype, dtype);
+        assert.deepEqual(Array.from(back.data), Array.from(data), `${dtype} n=${n}`);
+      }
     }
-  }
-});
+  },
+);
 
 test('a buffer beyond the device limit is a typed out-of-memory error', { skip }, () => {
   assert.throws(() => rt.createBuffer(rt.caps.limits.maxBufferSize + 4, 0x80), GpuOutOfMemoryError);
@@ -62,15 +69,22 @@ test('a released runtime refuses work with DeviceLostError', { skip }, async () 
 });
 
 test('Dawn survives garbage collection while a device lives (regression)', { skip }, () => {
-  const res = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'test/gpu/gc-stress.script.ts'], {
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  const res = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', 'test/gpu/gc-stress.script.ts'],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
   assert.equal(res.status, 0, `child exited ${res.status} signal ${res.signal}\n${res.stderr.slice(-2000)}`);
   assert.match(res.stdout, /gc-stress ok/);
 });
 
 test('CI requires WebGPU', { skip: process.env.CI ? false : 'not in CI' }, () => {
-  assert.ok(REQUIRE_WEBGPU, 'CI must set SPARQ_REQUIRE_WEBGPU=1 so a missing adapter fails instead of skipping');
+  assert.ok(
+    REQUIRE_WEBGPU,
+    'CI must set SPARQ_REQUIRE_WEBGPU=1 so a missing adapter fails instead of skipping',
+  );
   assert.equal(typeof gpu, 'object');
 });
