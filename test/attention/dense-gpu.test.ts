@@ -204,7 +204,8 @@ test(
       { staging: 'direct', aliasP: true, warps: 6, blockK: 48 },
     ] as const;
     for (const mma of variants) {
-      for (const c of mmaCases().filter((_, i) => i % 2 === 0 || i === 8)) {
+      // every variant fits 48 KiB of workgroup memory up to D = 128
+      for (const c of mmaCases().filter((x, i) => (i % 2 === 0 || i === 8) && x.q.shape[3] <= 128)) {
         const [q, k, v] = [c.q, c.k, c.v].map((x) => upload(rt, x as Tensor)) as GpuTensor[];
         const res = attention(q, k, v, { ...c.opts, tier: 'subgroup-matrix', mma, returnLse: true });
         const out = await download(res.out);
