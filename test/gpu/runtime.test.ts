@@ -88,3 +88,13 @@ test('CI requires WebGPU', { skip: process.env.CI ? false : 'not in CI' }, () =>
   );
   assert.equal(typeof gpu, 'object');
 });
+
+test("a caller's GPUDevice is used as is and not destroyed on release", { skip }, async () => {
+  const { acquireGpu } = await import('../../src/gpu/runtime.js');
+  const borrowed = await acquireGpu({ device: rt.device });
+  assert.equal(borrowed.device, rt.device);
+  assert.deepEqual(borrowed.caps.features, rt.caps.features);
+  borrowed.release();
+  const back = await download(upload(rt, tensor([5, 6], [2], 'float32')));
+  assert.deepEqual(Array.from(back.data), [5, 6]);
+});
