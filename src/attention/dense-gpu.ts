@@ -8,7 +8,14 @@ import type { GpuTier } from '../gpu/capabilities.js';
 import { emptyFloat16Like, recordCastToFloat16 } from '../gpu/cast.js';
 import { BUFFER_USAGE, GpuTensor, emptyGpu } from '../gpu/gpu-tensor.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
-import { FLASH_PARAMS_BYTES, layoutStrides, packFlashParams } from './flash-params.js';
+import {
+  FLASH_PARAMS_BYTES,
+  SAGE_PARAMS_BYTES,
+  type ScaleGroupRule,
+  layoutStrides,
+  packFlashParams,
+  packSageParams,
+} from './flash-params.js';
 import { recordCopy } from '../gpu/copy.js';
 import {
   type MmaFlashConfig,
@@ -130,6 +137,34 @@ export function planAttentionGpu(
     );
   }
   const tier = chooseTier(runtime, p, opts.tier);
+  return buildFlashPlan(runtime, p, tier, [q, k, v], opts.mma);
+}
+
+/**
+ * INT8 Q/K operands of the flash kernels (SageAttention's QKᵀ): scale tensors and the token → scale
+ * group rules of each side, and σ·log2e unless the Q scales already hold it.
+ */
+export interface Int8QKOperands {
+  qScales: GpuTensor<'float32'>;
+  kScales: GpuTensor<'float32'>;
+  qRule: ScaleGroupRule;
+  kRule: ScaleGroupRule;
+  qFactor: number;
+}
+
+/**
+ * The plan every flash-style kernel shares once its problem is validated and its tier chosen: operand
+ * buffers (converted to f16 or padded where the tier needs it), the generated kernel, the parameter
+ * block and the dispatch. `int8` switches Q and K to int8 codes with scales.
+ */
+export function buildFlashPlan(
+  runtime: GpuRuntime,
+  p: AttentionProblem,
+  tier: GpuTier,
+  [q, k, v]: [GpuTensor, GpuTensor, GpuTensor],
+  mma: GpuAttentionOptions['mma'],
+  int8?: Int8QKOperands,
+): GpuAttentionPlan {
   const limits = runtime.caps.limits;
   for (const [name, t] of [
     ['q', q],
@@ -153,17 +188,20 @@ export function planAttentionGpu(
   // as a whole (measured on the H100: the last rows of the last head came out wrong), so Q needs 15
   // rows of slack after its last row, and every operand at least one 16×16 f16 matrix (512 bytes),
   // the minimum binding size Dawn derives from the loads.
+  // (INT8 Q/K: one byte per element, and a 16×32 int8 matrix is also 512 bytes.)
+  const elementBytes = (i: number) => (int8 && i < 2 ? 1 : 2);
   const minBytes = (t: GpuTensor, i: number) => {
     if (tier !== 'subgroup-matrix') return 0;
     const tokenStride = layoutStrides(p.layout, i === 0 ? p.headsQ : p.headsKv, 1, p.headDim).token;
-    const slack = i === 0 ? 15 * tokenStride * 2 : 0;
-    return Math.max(512, t.size * 2 + slack);
+    const slack = i === 0 ? 15 * tokenStride * elementBytes(i) : 0;
+    return Math.max(512, t.size * elementBytes(i) + slack);
   };
   // f16 tiers given float32 tensors read converted copies; too-small buffers are copied with slack.
-  // Both are refreshed by every record(), so a plan can be re-run on new data.
-  const needF16 = tier !== 'f32' && q.dtype === 'float32';
+  // Both are refreshed by every record(), so a plan can be re-run on new data. INT8 codes are never
+  // converted.
+  const needF16 = (t: GpuTensor) => tier !== 'f32' && t.dtype === 'float32';
   const inputs: GpuTensor[] = [q, k, v].map((t, i) => {
-    if (needF16) return emptyFloat16Like(t, minBytes(t, i));
+    if (needF16(t)) return emptyFloat16Like(t, minBytes(t, i));
     return t.buffer.size >= minBytes(t, i)
       ? t
       : emptyGpu(runtime, t.shape, t.dtype, 'attention operand', minBytes(t, i));
@@ -172,7 +210,7 @@ export function planAttentionGpu(
   const recordInputs = (pass: GPUComputePassEncoder) => {
     [q, k, v].forEach((t, i) => {
       if (inputs[i] === t) return;
-      if (needF16) recordCastToFloat16(t, inputs[i] as GpuTensor<'float16'>, pass);
+      if (needF16(t)) recordCastToFloat16(t, inputs[i] as GpuTensor<'float16'>, pass);
       else recordCopy(runtime, t.buffer, inputs[i].buffer, t.byteLength, pass);
     });
   };
@@ -183,13 +221,14 @@ export function planAttentionGpu(
   if (tier === 'subgroup-matrix') {
     const cfg: MmaFlashConfig = {
       ...defaultMmaConfig(p.headDim, limits.maxComputeWorkgroupStorageSize),
-      ...opts.mma,
+      ...mma,
       headDim: p.headDim,
       subgroupSize: 32,
+      qk: int8 ? 'i8' : 'f16',
     };
     if (mmaWorkgroupBytes(cfg) > limits.maxComputeWorkgroupStorageSize) {
       throw new UnsupportedOptionError(
-        `subgroup-matrix tiles ${JSON.stringify(opts.mma ?? {})} need ${mmaWorkgroupBytes(cfg)} bytes of workgroup memory; ` +
+        `subgroup-matrix tiles ${JSON.stringify(mma ?? {})} need ${mmaWorkgroupBytes(cfg)} bytes of workgroup memory; ` +
           `this device allows ${limits.maxComputeWorkgroupStorageSize}. Use smaller blockK or fewer warps.`,
       );
     }
@@ -213,11 +252,13 @@ export function planAttentionGpu(
     const shaderF16 = tier === 'f16';
     const blockK = scalarBlockK(p.headDim, shaderF16 ? 2 : 4, limits.maxComputeWorkgroupStorageSize);
     code = scalarFlashWgsl({
-      input: tier === 'f16' || q.dtype === 'float16' ? 'f16' : 'f32',
+      input: tier === 'f16' || v.dtype === 'float16' ? 'f16' : 'f32',
       shaderF16,
       headDim: p.headDim,
       blockK,
       workgroupSize: SCALAR_WORKGROUP,
+      qkInt8: int8 !== undefined,
+      packedDot: runtime.caps.wgslLanguageFeatures.includes('packed_4x8_integer_dot_product'),
     });
     workgroupsX = Math.ceil(p.tokensQ / SCALAR_WORKGROUP);
   }
@@ -233,6 +274,15 @@ export function planAttentionGpu(
     'attention params',
   );
   runtime.device.queue.writeBuffer(params, 0, packFlashParams(p, p.headDim, workgroupsX));
+  let sageParams: GPUBuffer | undefined;
+  if (int8) {
+    sageParams = runtime.createBuffer(
+      SAGE_PARAMS_BYTES,
+      BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
+      'int8 params',
+    );
+    runtime.device.queue.writeBuffer(sageParams, 0, packSageParams(int8.qRule, int8.kRule, int8.qFactor));
+  }
   const pipeline = empty ? undefined : runtime.pipeline(code);
 
   const recordKernel = (pass: GPUComputePassEncoder) => {
@@ -244,6 +294,13 @@ export function planAttentionGpu(
       { binding: 5, resource: { buffer: lse.buffer } },
     ];
     if (scratch) entries.push({ binding: 6, resource: { buffer: scratch.buffer } });
+    if (int8 && sageParams) {
+      entries.push(
+        { binding: 7, resource: { buffer: int8.qScales.buffer } },
+        { binding: 8, resource: { buffer: int8.kScales.buffer } },
+        { binding: 9, resource: { buffer: sageParams } },
+      );
+    }
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, runtime.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
     pass.dispatchWorkgroups(workgroupsX, p.headsQ, p.batch);
@@ -263,19 +320,16 @@ export function planAttentionGpu(
       for (const t of temporaries) t.destroy();
       temporaries.length = 0;
       params.destroy();
+      sageParams?.destroy();
     },
   };
 }
 
-/** Dense attention of GPU tensors; returns GPU tensors (see `attention`). */
-export function attentionGpu(
-  q: GpuTensor,
-  k: GpuTensor,
-  v: GpuTensor,
-  opts: GpuAttentionOptions = {},
+/** Submits a plan once and frees its temporaries; returns the output (and LSE when it was asked for). */
+export function runPlanOnce(
+  plan: GpuAttentionPlan,
 ): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
-  const plan = planAttentionGpu(q, k, v, opts);
-  const runtime = q.runtime;
+  const runtime = plan.out.runtime;
   const enc = runtime.device.createCommandEncoder();
   const pass = enc.beginComputePass();
   plan.record(pass);
@@ -286,4 +340,14 @@ export function attentionGpu(
   if (plan.problem.returnLse) return { out: plan.out, lse: plan.lse };
   plan.lse.destroy();
   return plan.out;
+}
+
+/** Dense attention of GPU tensors; returns GPU tensors (see `attention`). */
+export function attentionGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: GpuAttentionOptions = {},
+): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
+  return runPlanOnce(planAttentionGpu(q, k, v, opts));
 }

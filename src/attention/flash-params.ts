@@ -57,3 +57,36 @@ export function packFlashParams(p: AttentionProblem, storedHeadDim: number, qBlo
   u[15] = qBlocks;
   return buf;
 }
+
+/**
+ * Parameters of the INT8 Q/K kernels (binding 9): how a token index maps to its scale group,
+ * group = (i / div)·mul + (i mod 8) / mod8Div (the last term only when mod8Div > 0), which covers the
+ * per-block, per-warp, per-thread and per-token granularities of sageattention.md §3.2 and §4.2; the
+ * number of scale groups per head; and qFactor, σ·log2e for scales that do not fold it in (1 for
+ * per-block Q, whose quantizer multiplied Q by σ·log2e).
+ */
+export const SAGE_PARAMS_WGSL = /* wgsl */ `
+struct SageParams {
+  qDiv: u32, qMul: u32, qMod8Div: u32, qGroups: u32,
+  kDiv: u32, kMul: u32, kMod8Div: u32, kGroups: u32,
+  qFactor: f32, pad0: u32, pad1: u32, pad2: u32,
+}`;
+
+export const SAGE_PARAMS_BYTES = 48;
+
+/** One side's token → scale-group rule: group = (i / div)·mul + (i mod 8) / mod8Div (if mod8Div > 0). */
+export interface ScaleGroupRule {
+  div: number;
+  mul: number;
+  mod8Div: number;
+  /** Scale groups per head. */
+  groups: number;
+}
+
+export function packSageParams(q: ScaleGroupRule, k: ScaleGroupRule, qFactor: number): ArrayBuffer {
+  const buf = new ArrayBuffer(SAGE_PARAMS_BYTES);
+  const u = new Uint32Array(buf);
+  u.set([q.div, q.mul, q.mod8Div, q.groups, k.div, k.mul, k.mod8Div, k.groups]);
+  new Float32Array(buf)[8] = qFactor;
+  return buf;
+}

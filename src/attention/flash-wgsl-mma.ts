@@ -19,7 +19,7 @@
  * - Workgroup arrays are vec4<u32> with rows padded by 16 bytes, and every subgroup-matrix variable has
  *   a constant name (straight-line code): both measured to matter 1.6× for GEMMs on the H100.
  */
-import { FLASH_PARAMS_WGSL } from './flash-params.js';
+import { FLASH_PARAMS_WGSL, SAGE_PARAMS_WGSL } from './flash-params.js';
 
 export interface MmaFlashConfig {
   /** Head dim as stored: a multiple of 16. */
@@ -44,6 +44,11 @@ export interface MmaFlashConfig {
    * barrier, so one barrier a tile disappears and only half the prefetch registers are live at once.
    */
   staging: 'prefetch' | 'direct' | 'split';
+  /**
+   * Q and K operands: 'f16' (dense attention) or 'i8' codes with scales (SageAttention's INT8 QKᵀ on
+   * i8×i8→i32 16×16×32 subgroup matrices; sageattention.md §2: S = S_int32·δ_Q(row)·δ_K(col)).
+   */
+  qk: 'f16' | 'i8';
   /** Advance all S accumulators of a tile together (independent MMA chains) rather than one at a time. */
   interleaveS: boolean;
   /**
@@ -70,6 +75,7 @@ export const DEFAULT_MMA_CONFIG: Omit<MmaFlashConfig, 'headDim'> = Object.freeze
   aliasP: false,
   interleaveS: true,
   staging: 'prefetch',
+  qk: 'f16',
 });
 
 /**
@@ -90,8 +96,14 @@ export function defaultMmaConfig(headDim: number, workgroupStorage = 49152): Mma
 /** Workgroup memory the kernel declares, in bytes (to check against the device limit). */
 export function mmaWorkgroupBytes(c: MmaFlashConfig): number {
   const bq = c.warps * c.rowsPerWarp;
-  const kvRow = c.headDim / 8 + 1;
-  return 16 * (2 * c.blockK * kvRow + bq * (c.blockK / 4 + 1) + (c.aliasP ? 0 : bq * (c.blockK / 8 + 1))) + 4;
+  const vRow = c.headDim / 8 + 1;
+  const kRow = (c.qk === 'i8' ? c.headDim / 16 : c.headDim / 8) + 1;
+  const kScales = c.qk === 'i8' ? 4 * c.blockK : 0;
+  return (
+    16 * (c.blockK * (kRow + vRow) + bq * (c.blockK / 4 + 1) + (c.aliasP ? 0 : bq * (c.blockK / 8 + 1))) +
+    4 +
+    kScales
+  );
 }
 
 /** Query rows per workgroup. */
@@ -107,8 +119,12 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   const T = W * c.subgroupSize;
   const BQ = W * WQ;
   const LPR = c.subgroupSize / WQ; // lanes per row in the softmax
-  const RS = D / 8 + 1; // K/V tile row stride, vec4<u32> (8 f16 each) + 16 B pad
-  const RSD = D / 8; // data vec4 per K/V row
+  const i8 = c.qk === 'i8';
+  // vec4<u32> per row of data: 8 f16 or 16 int8 codes each; tile rows padded by 16 bytes
+  const RSDV = D / 8;
+  const RSV = RSDV + 1;
+  const RSDK = i8 ? D / 16 : D / 8;
+  const RSK = RSDK + 1;
   const SS = BK / 4 + 1; // S scratch row stride, vec4<f32>
   // P: its own array (row stride BK/8 + 1 vec4), or inside the S rows at CH f16 past each row start,
   // which puts part p's P bytes [2·CH·(p+1), 2·CH·(p+2)) inside part p's S bytes [4·CH·p, 4·CH·(p+1))
@@ -119,49 +135,62 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   const DC = D / LPR; // O columns per lane in the epilogue
   const nQ = WQ / 16;
   const nD = D / 16;
+  const nDk = i8 ? D / 32 : D / 16; // 16×16×32 i8 or 16×16×16 f16 steps along the head dim
   const nK = BK / 16;
-  const loadsPerThread = Math.ceil((BK * RSD) / T);
-  if (D % 16 !== 0 || BK % 16 !== 0 || CH % 8 !== 0)
+  const loads = { K: Math.ceil((BK * RSDK) / T), V: Math.ceil((BK * RSDV) / T) };
+  const rowVec = { K: RSDK, V: RSDV };
+  const rowStride = { K: RSK, V: RSV };
+  if (D % (i8 ? 32 : 16) !== 0 || BK % 16 !== 0 || CH % 8 !== 0)
     throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
 
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
   const A = 'subgroup_matrix_result<f32, 16, 16>';
+  const LQ = i8 ? 'subgroup_matrix_left<i8, 32, 16>' : L;
+  const RK = i8 ? 'subgroup_matrix_right<i8, 16, 32>' : R;
+  const AS = i8 ? 'subgroup_matrix_result<i32, 16, 16>' : A;
+  const sElem = i8 ? 'vec4<i32>' : 'vec4<f32>';
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
   // --- fragments of Q: q_{qi}_{dd}
   const qFrag = (qi: number, dd: number) => `q_${qi}_${dd}`;
   const loadQ = (qi: number, dd: number, decl: boolean) =>
-    `${decl ? 'var ' : ''}${qFrag(qi, dd)}${decl ? `: ${L}` : ''} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`;
+    `${decl ? 'var ' : ''}${qFrag(qi, dd)}${decl ? `: ${LQ}` : ''} = subgroupMatrixLoad<${LQ}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`;
 
   // --- K/V staging: loads into registers pk*/pv*, stores from them
   const staging = c.ablate !== 'no-staging';
-  const which = (kv: 'K' | 'V' | 'KV') => (kv === 'KV' ? ['K', 'V'] : [kv]);
+  const which = (kv: 'K' | 'V' | 'KV') => (kv === 'KV' ? (['K', 'V'] as const) : ([kv] as const));
   const loadTile = (tileExpr: string, kv: 'K' | 'V' | 'KV') => {
-    for (let i = 0; i < (staging ? loadsPerThread : 0); i++) {
-      emit(`    {
+    for (const x of which(kv)) {
+      for (let i = 0; i < (staging ? loads[x] : 0); i++) {
+        const n = rowVec[x];
+        emit(`    {
       let e = tid + ${i * T}u;
-      let j = ${tileExpr} + e / ${RSD}u;
-      let ok = e < ${BK * RSD}u && j < P.tokensKv;
-      let src = kv0 + j * kvTok + e % ${RSD}u;`);
-      for (const x of which(kv)) {
-        emit(
-          `      p${x.toLowerCase()}${i} = select(vec4<u32>(), ${x}v[min(src, arrayLength(&${x}v) - 1u)], ok);`,
-        );
+      let j = ${tileExpr} + e / ${n}u;
+      let ok = e < ${BK * n}u && j < P.tokensKv;
+      let src = ${x.toLowerCase()}Base + j * ${x.toLowerCase()}Tok + e % ${n}u;
+      p${x.toLowerCase()}${i} = select(vec4<u32>(), ${x}v[min(src, arrayLength(&${x}v) - 1u)], ok);
+    }`);
       }
-      emit(`    }`);
     }
   };
-  const storeTile = (kv: 'K' | 'V' | 'KV') => {
-    for (let i = 0; i < (staging ? loadsPerThread : 0); i++) {
-      emit(`    {
+  const storeTile = (kv: 'K' | 'V' | 'KV', tileK: string) => {
+    for (const x of which(kv)) {
+      for (let i = 0; i < (staging ? loads[x] : 0); i++) {
+        const n = rowVec[x];
+        emit(`    {
       let e = tid + ${i * T}u;
-      if (e < ${BK * RSD}u) {
-        let dst = (e / ${RSD}u) * ${RS}u + e % ${RSD}u;`);
-      for (const x of which(kv)) emit(`        s${x}[dst] = p${x.toLowerCase()}${i};`);
-      emit(`      }
+      if (e < ${BK * n}u) { s${x}[(e / ${n}u) * ${rowStride[x]}u + e % ${n}u] = p${x.toLowerCase()}${i}; }
     }`);
+      }
+      if (x === 'K' && i8) {
+        // the K scales of this tile's keys, one per column (0 past Nk: those logits are masked anyway)
+        emit(`    if (tid < ${BK}u) {
+      let j = ${tileK} + tid;
+      sKs[tid] = select(0.0, kScales[min(kScale0 + groupIndex(j, S.kDiv, S.kMul, S.kMod8Div), arrayLength(&kScales) - 1u)], j < P.tokensKv);
+    }`);
+      }
     }
   };
 
@@ -177,10 +206,22 @@ ${FLASH_PARAMS_WGSL}
 @group(0) @binding(3) var<storage, read> Vv: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read_write> Lse: array<u32>; // f32 bits: -inf cannot be a WGSL constant
-@group(0) @binding(6) var<storage, read_write> scratch: array<f32>;
-var<workgroup> sK: array<vec4<u32>, ${BK * RS}>;
-var<workgroup> sV: array<vec4<u32>, ${BK * RS}>;
-var<workgroup> sS: array<vec4<f32>, ${BQ * SS}>;
+@group(0) @binding(6) var<storage, read_write> scratch: array<f32>;${
+    i8
+      ? `
+${SAGE_PARAMS_WGSL}
+@group(0) @binding(7) var<storage, read> qScales: array<f32>;
+@group(0) @binding(8) var<storage, read> kScales: array<f32>;
+@group(0) @binding(9) var<uniform> S: SageParams;
+var<workgroup> sKs: array<f32, ${BK}>;
+fn groupIndex(i: u32, div: u32, mul: u32, mod8Div: u32) -> u32 {
+  return (i / div) * mul + select(0u, (i % 8u) / max(mod8Div, 1u), mod8Div > 0u);
+}`
+      : ''
+  }
+var<workgroup> sK: array<vec4<u32>, ${BK * RSK}>;
+var<workgroup> sV: array<vec4<u32>, ${BK * RSV}>;
+var<workgroup> sS: array<${sElem}, ${BQ * SS}>;
 ${c.aliasP ? '' : `var<workgroup> sP: array<vec4<u32>, ${BQ * PS}>;`}
 var<workgroup> rescaleFlag: atomic<u32>;
 
@@ -200,10 +241,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   // heaviest causal blocks first: the last query block sees the most keys
   let qBlock = select(wid.x, P.qBlocks - 1u - wid.x, P.causal != 0u);
   let q0 = qBlock * ${BQ}u;
-  let qTok = P.qTokenStride / 8u;
-  let kvTok = P.kvTokenStride / 8u;
-  let qRow0 = (b * P.qBatchStride + h * P.qHeadStride) / 8u + (q0 + warp * ${WQ}u) * qTok;
-  let kv0 = (b * P.kvBatchStride + hk * P.kvHeadStride) / 8u;
+  // element strides → vec4 strides: ${i8 ? '16 int8 codes' : '8 f16'} per vec4 for Q and K, 8 f16 for V
+  let qTok = P.qTokenStride / ${i8 ? 16 : 8}u;
+  let kTok = P.kvTokenStride / ${i8 ? 16 : 8}u;
+  let vTok = P.kvTokenStride / 8u;
+  let qRow0 = (b * P.qBatchStride + h * P.qHeadStride) / ${i8 ? 16 : 8}u + (q0 + warp * ${WQ}u) * qTok;
+  let kBase = (b * P.kvBatchStride + hk * P.kvHeadStride) / ${i8 ? 16 : 8}u;
+  let vBase = (b * P.kvBatchStride + hk * P.kvHeadStride) / 8u;
   let scratch0 = ((b * P.headsQ + h) * P.qBlocks + qBlock) * ${BQ * D}u + warp * ${WQ * D}u;
 
   // softmax lane mapping: row r of this warp, column part of the key tile
@@ -218,35 +262,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   let kEnd = keysSeen(i32(min(q0 + ${BQ}u, P.tokensQ)) - 1);
   let nTiles = (kEnd + ${BK - 1}u) / ${BK}u;
 `);
-  for (let i = 0; i < loadsPerThread; i++) emit(`  var pk${i}: vec4<u32>;\n  var pv${i}: vec4<u32>;`);
+  for (let i = 0; i < loads.K; i++) emit(`  var pk${i}: vec4<u32>;`);
+  for (let i = 0; i < loads.V; i++) emit(`  var pv${i}: vec4<u32>;`);
+  if (i8) {
+    // this row's Q scale; σ·log2e is already in per-block Q scales (S.qFactor = 1), else S.qFactor = σ·log2e
+    emit(`  let kScale0 = (b * P.headsKv + hk) * S.kGroups;
+  let qScale = select(0.0, qScales[min((b * P.headsQ + h) * S.qGroups + groupIndex(row, S.qDiv, S.qMul, S.qMod8Div), arrayLength(&qScales) - 1u)] * S.qFactor, row < P.tokensQ);`);
+  }
   // the 'no-staging' ablation must still reference K and V, or the 'auto' layout drops their bindings
   if (!staging) emit(`  if (arrayLength(&Kv) + arrayLength(&Vv) == 0u) { return; }`);
   if (c.qInRegisters) {
-    for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nD; dd++) emit('  ' + loadQ(qi, dd, true));
+    for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nDk; dd++) emit('  ' + loadQ(qi, dd, true));
   }
   for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nD; dd++) emit(`  var o_${qi}_${dd} = ${A}();`);
   const next = `k0 + ${BK}u`;
   if (c.staging === 'prefetch') loadTile('0u', 'KV');
   if (c.staging === 'split') {
     loadTile('0u', 'KV');
-    storeTile('K');
+    storeTile('K', '0u');
   }
   emit(`  for (var t = 0u; t < nTiles; t++) {
     let k0 = t * ${BK}u;
     workgroupBarrier();
     if (tid == 0u) { atomicStore(&rescaleFlag, 0u); }`);
   if (c.staging === 'prefetch') {
-    storeTile('KV');
+    storeTile('KV', 'k0');
     emit(`    workgroupBarrier();\n    if (t + 1u < nTiles) {`);
     loadTile(next, 'KV');
     emit(`    }`);
   } else if (c.staging === 'direct') {
     loadTile('k0', 'KV');
-    storeTile('KV');
+    storeTile('KV', 'k0');
     emit(`    workgroupBarrier();`);
   } else {
     // K_t is in sK (stored after the previous S barrier); V_t waits in registers for sV to be free
-    storeTile('V');
+    storeTile('V', 'k0');
     emit(`    if (t + 1u < nTiles) {`);
     loadTile(next, 'K');
     emit(`    }`);
@@ -256,19 +306,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   const qOperand = (qi: number, dd: number) => {
     if (c.qInRegisters) return qFrag(qi, dd);
     emit(
-      `      let ${qFrag(qi, dd)} = subgroupMatrixLoad<${L}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`,
+      `      let ${qFrag(qi, dd)} = subgroupMatrixLoad<${LQ}, row_major>(&Qv, qRow0 + ${qi * 16}u * qTok + ${dd * 2}u, qTok);`,
     );
     return qFrag(qi, dd);
   };
   const kLoad = (kj: number, dd: number) =>
-    `let kf${kj} = subgroupMatrixLoad<${R}, col_major>(&sK, ${kj * 16 * RS + dd * 2}u, ${RS}u);`;
+    `let kf${kj} = subgroupMatrixLoad<${RK}, col_major>(&sK, ${kj * 16 * RSK + dd * 2}u, ${RSK}u);`;
   const storeS = (kj: number, qi: number) =>
     emit(
       `    subgroupMatrixStore<row_major>(&sS, (warp * ${WQ}u + ${qi * 16}u) * ${SS}u + ${kj * 4}u, s_${kj}_${qi}, ${SS}u);`,
     );
   if (c.interleaveS) {
-    for (let kj = 0; kj < nK; kj++) for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${A}();`);
-    for (let dd = 0; dd < nD; dd++) {
+    for (let kj = 0; kj < nK; kj++) for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${AS}();`);
+    for (let dd = 0; dd < nDk; dd++) {
       emit(`    {`);
       for (let kj = 0; kj < nK; kj++) emit(`      ${kLoad(kj, dd)}`);
       for (let qi = 0; qi < nQ; qi++) {
@@ -281,8 +331,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     for (let kj = 0; kj < nK; kj++) for (let qi = 0; qi < nQ; qi++) storeS(kj, qi);
   } else {
     for (let kj = 0; kj < nK; kj++) {
-      for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${A}();`);
-      for (let dd = 0; dd < nD; dd++) {
+      for (let qi = 0; qi < nQ; qi++) emit(`    var s_${kj}_${qi} = ${AS}();`);
+      for (let dd = 0; dd < nDk; dd++) {
         emit(`    {\n      ${kLoad(kj, dd)}`);
         for (let qi = 0; qi < nQ; qi++) {
           emit(
@@ -297,13 +347,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   // online softmax on lanes, lazily rescaled; straight-line code so every S value stays in a register
   const pStore = (c8: number, words: string) =>
     c.aliasP
-      ? `sS[pRow + ${c8}u] = bitcast<vec4<f32>>(vec4<u32>(${words}));`
+      ? `sS[pRow + ${c8}u] = bitcast<${sElem}>(vec4<u32>(${words}));`
       : `sP[pRow + ${c8}u] = vec4<u32>(${words});`;
   emit(`    workgroupBarrier();`);
   if (c.staging === 'split') {
     // sK is free once every warp's S is stored; the next V load overlaps the softmax and PV
     emit(`    if (t + 1u < nTiles) {`);
-    storeTile('K');
+    storeTile('K', next);
     loadTile(next, 'V');
     emit(`    }`);
   }
@@ -319,7 +369,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       let lim = i32(seen) - i32(k0 + part * ${CH}u);
       var tileMax = -3.0e38;`);
     for (let c4 = 0; c4 < CH / 4; c4++) {
-      emit(`      let x${c4} = sS[sRow + ${c4}u] * P.scaleLog2;`);
+      emit(
+        i8
+          ? `      let x${c4} = vec4<f32>(sS[sRow + ${c4}u]) * qScale * vec4<f32>(${[0, 1, 2, 3].map((e) => `sKs[part * ${CH}u + ${c4 * 4 + e}u]`).join(', ')});`
+          : `      let x${c4} = sS[sRow + ${c4}u] * P.scaleLog2;`,
+      );
       for (let e = 0; e < 4; e++) {
         emit(`      let k${c4 * 4 + e} = ${c4 * 4 + e} < lim;`);
         emit(`      tileMax = select(tileMax, max(tileMax, x${c4}[${e}]), k${c4 * 4 + e});`);
@@ -382,7 +436,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     }
     for (let dd = 0; dd < nD; dd++) {
       emit(`      {
-        let vf = subgroupMatrixLoad<${R}, row_major>(&sV, ${kk * 16 * RS + dd * 2}u, ${RS}u);`);
+        let vf = subgroupMatrixLoad<${R}, row_major>(&sV, ${kk * 16 * RSV + dd * 2}u, ${RSV}u);`);
       for (let qi = 0; qi < nQ; qi++)
         emit(`        o_${qi}_${dd} = subgroupMatrixMultiplyAccumulate(pf${qi}, vf, o_${qi}_${dd});`);
       emit(`      }`);

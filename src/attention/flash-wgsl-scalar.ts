@@ -5,7 +5,7 @@
  * f32 in both tiers; the 'f16' tier reads f16 inputs and stages them as f16, halving workgroup memory
  * and bandwidth. This is the tier that runs on Mesa's lavapipe in CI.
  */
-import { FLASH_PARAMS_WGSL } from './flash-params.js';
+import { FLASH_PARAMS_WGSL, SAGE_PARAMS_WGSL } from './flash-params.js';
 
 export interface ScalarFlashConfig {
   /** Storage type of q, k, v: 'f32', or 'f16' codes (read as f16 with shader-f16, else unpacked from u32). */
@@ -18,6 +18,17 @@ export interface ScalarFlashConfig {
   blockK: number;
   /** Invocations per workgroup = query rows per workgroup. */
   workgroupSize: number;
+  /**
+   * Q and K as int8 codes with scales (SageAttention's INT8 QKᵀ, sageattention.md §2), multiplied four
+   * at a time with `dot4I8Packed` (DP4A where the driver has it, an exact polyfill elsewhere); V keeps
+   * `input`'s type. Needs a head dim that is a multiple of 4.
+   */
+  qkInt8?: boolean;
+  /**
+   * Whether WGSL's `packed_4x8_integer_dot_product` language feature is present; without it the int8
+   * dot product is emulated exactly with sign-extending bit extracts.
+   */
+  packedDot?: boolean;
 }
 
 /** Largest power-of-two key tile (≤ 32) whose K and V tiles fit the workgroup memory limit. */
@@ -36,6 +47,8 @@ export function scalarFlashWgsl(c: ScalarFlashConfig): string {
   const packedF16 = c.input === 'f16' && !c.shaderF16;
   const elem = c.input === 'f32' ? 'f32' : f16Storage ? 'f16' : 'u32';
   const smem = c.shaderF16 && c.input === 'f16' ? 'f16' : 'f32';
+  const i8 = c.qkInt8 === true;
+  const W = D / 4; // packed int8 words per row
   // f16 codes without the extension: two per u32 word, element e in the low half when e is even
   const load = (buf: string) =>
     packedF16
@@ -44,15 +57,37 @@ export function scalarFlashWgsl(c: ScalarFlashConfig): string {
   return /* wgsl */ `${c.shaderF16 ? 'enable f16;' : ''}
 ${FLASH_PARAMS_WGSL}
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> Q: array<${elem}>;
-@group(0) @binding(2) var<storage, read> K: array<${elem}>;
+@group(0) @binding(1) var<storage, read> Q: array<${i8 ? 'u32' : elem}>;
+@group(0) @binding(2) var<storage, read> K: array<${i8 ? 'u32' : elem}>;
 @group(0) @binding(3) var<storage, read> V: array<${elem}>;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read_write> L: array<u32>; // f32 bits: -inf cannot be a WGSL constant
-var<workgroup> sK: array<${smem}, ${BK * D}>;
+var<workgroup> sK: array<${i8 ? 'u32' : smem}, ${i8 ? BK * W : BK * D}>;
 var<workgroup> sV: array<${smem}, ${BK * D}>;
-${load('Q')}
-${load('K')}
+${
+  i8
+    ? `${SAGE_PARAMS_WGSL}
+@group(0) @binding(7) var<storage, read> qScales: array<f32>;
+@group(0) @binding(8) var<storage, read> kScales: array<f32>;
+@group(0) @binding(9) var<uniform> S: SageParams;
+var<workgroup> sKs: array<f32, ${BK}>;
+${
+  c.packedDot === false
+    ? `fn dotI8x4(a: u32, b: u32) -> i32 {
+  var acc = 0i;
+  for (var i = 0u; i < 32u; i += 8u) {
+    acc += extractBits(bitcast<i32>(a), i, 8u) * extractBits(bitcast<i32>(b), i, 8u);
+  }
+  return acc;
+}`
+    : 'fn dotI8x4(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }'
+}
+fn groupIndex(i: u32, div: u32, mul: u32, mod8Div: u32) -> u32 {
+  return (i / div) * mul + select(0u, (i % 8u) / max(mod8Div, 1u), mod8Div > 0u);
+}`
+    : `${load('Q')}
+${load('K')}`
+}
 ${load('V')}
 
 fn keysSeen(row: i32) -> u32 {
@@ -69,10 +104,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let hk = h / P.groupSize;
   let qBase = b * P.qBatchStride + h * P.qHeadStride + row * P.qTokenStride;
   let kvBase = b * P.kvBatchStride + hk * P.kvHeadStride;
+  var acc: array<f32, ${D}>;${
+    i8
+      ? `
+  // packed int8 codes of this row; element offsets are multiples of D, so of 4
+  var q: array<u32, ${W}>;
+  var qScale = 0.0;
+  if (valid) {
+    for (var w = 0u; w < ${W}u; w++) { q[w] = Q[qBase / 4u + w]; }
+    qScale = qScales[(b * P.headsQ + h) * S.qGroups + groupIndex(row, S.qDiv, S.qMul, S.qMod8Div)] * S.qFactor;
+  }`
+      : `
   var q: array<f32, ${D}>;
-  var acc: array<f32, ${D}>;
   if (valid) {
     for (var d = 0u; d < ${D}u; d++) { q[d] = ldQ(qBase + d) * P.scaleLog2; }
+  }`
   }
   var m = ${NO_MAX};
   var l = 0.0;
@@ -83,24 +129,43 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     for (var e = tid; e < ${BK * D}u; e += ${WG}u) {
       let j = k0 + e / ${D}u;
-      var kx = 0.0;
       var vx = 0.0;
-      if (j < P.tokensKv) {
-        let src = kvBase + j * P.kvTokenStride + e % ${D}u;
-        kx = ldK(src);
-        vx = ldV(src);
-      }
-      sK[e] = ${smem}(kx);
+      if (j < P.tokensKv) { vx = ldV(kvBase + j * P.kvTokenStride + e % ${D}u); }
       sV[e] = ${smem}(vx);
+    }${
+      i8
+        ? `
+    for (var e = tid; e < ${BK * W}u; e += ${WG}u) {
+      let j = k0 + e / ${W}u;
+      sK[e] = select(0u, K[(kvBase + j * P.kvTokenStride) / 4u + e % ${W}u], j < P.tokensKv);
+    }
+    if (tid < ${BK}u) {
+      let j = k0 + tid;
+      sKs[tid] = select(0.0, kScales[min((b * P.headsKv + hk) * S.kGroups + groupIndex(j, S.kDiv, S.kMul, S.kMod8Div), arrayLength(&kScales) - 1u)], j < P.tokensKv);
+    }`
+        : `
+    for (var e = tid; e < ${BK * D}u; e += ${WG}u) {
+      let j = k0 + e / ${D}u;
+      var kx = 0.0;
+      if (j < P.tokensKv) { kx = ldK(kvBase + j * P.kvTokenStride + e % ${D}u); }
+      sK[e] = ${smem}(kx);
+    }`
     }
     workgroupBarrier();
     let n = min(${BK}u, kept - min(k0, kept));
     if (n > 0u) {
       var s: array<f32, ${BK}>;
       var tileMax = ${NO_MAX};
-      for (var j = 0u; j < n; j++) {
+      for (var j = 0u; j < n; j++) {${
+        i8
+          ? `
+        var idot = 0i;
+        for (var w = 0u; w < ${W}u; w++) { idot += dotI8x4(q[w], sK[j * ${W}u + w]); }
+        let dot = f32(idot) * qScale * sKs[j];`
+          : `
         var dot = 0.0;
-        for (var d = 0u; d < ${D}u; d++) { dot += q[d] * f32(sK[j * ${D}u + d]); }
+        for (var d = 0u; d < ${D}u; d++) { dot += q[d] * f32(sK[j * ${D}u + d]); }`
+      }
         s[j] = dot;
         tileMax = max(tileMax, dot);
       }
