@@ -11,6 +11,7 @@ import type { BenchModule, BenchRow } from './harness.js';
 const MODULES: Record<string, () => Promise<{ default: BenchModule }>> = {
   numerics: () => import('./numerics.bench.js'),
   attention: () => import('./attention.bench.js'),
+  sage: () => import('./sage.bench.js'),
 };
 
 const { values, positionals } = parseArgs({

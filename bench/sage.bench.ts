@@ -1,0 +1,160 @@
+/**
+ * SageAttention kernel speed on the best WebGPU adapter: the INT8-QK kernel (SA1-style INT8 QKᵀ with
+ * f16 PV) from already-quantized operands, against sparq's dense f16 kernel on the same inputs' shapes
+ * in the same run. TOPS = 4·B·H·N²·D / t, halved for causal; kernel time only (quantization excluded,
+ * as the reference benchmarks do, sageattention.md §10).
+ */
+import { planAttentionGpu } from '../src/attention/dense-gpu.js';
+import { planSageKernelGpu, scaleGroupRules } from '../src/attention/sage/kernel-gpu.js';
+import type { QKGranularity } from '../src/quant/types.js';
+import { describeAdapter } from '../src/gpu/capabilities.js';
+import { emptyGpu, type GpuTensor } from '../src/gpu/gpu-tensor.js';
+import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
+import { timeCompute } from '../src/gpu/timing.js';
+import type { GpuAttentionPlan } from '../src/attention/dense-gpu.js';
+import type { BenchContext, BenchModule, BenchRow } from './harness.js';
+
+/** Random words (int8 codes, or f16 values in [-1, 1) with `half`) from an integer hash. */
+const FILL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(1) var<uniform> seed: vec4<u32>;
+fn hash(x: u32) -> u32 {
+  var h = x * 0x9e3779b9u + seed.x;
+  h ^= h >> 16u; h *= 0x7feb352du; h ^= h >> 15u; h *= 0x846ca68bu; h ^= h >> 16u;
+  return h;
+}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
+  let i = gid.x + gid.y * n.x * 256u;
+  if (i >= arrayLength(&dst)) { return; }
+  let h = hash(i);
+  if (seed.y == 1u) {
+    dst[i] = pack2x16float(vec2<f32>(f32(h & 0xffffu) / 32768.0 - 1.0, f32(h >> 16u) / 32768.0 - 1.0));
+  } else if (seed.y == 2u) {
+    dst[i] = bitcast<u32>((0.5 + f32(h >> 8u) / 16777216.0) / 127.0);
+  } else {
+    // int8 codes in [-127, 127]: clear any -128
+    dst[i] = h | ((~h >> 7u) & 0x01010101u & ((h & 0x80808080u) >> 7u));
+  }
+}`;
+
+function fill<D extends 'int8' | 'float16' | 'float32'>(
+  rt: GpuRuntime,
+  shape: number[],
+  dtype: D,
+  seed: number,
+): GpuTensor<D> {
+  const t = emptyGpu(rt, shape, dtype, 'bench input');
+  const seedBuf = rt.createBuffer(16, 0x40 | 0x08, 'seed');
+  rt.device.queue.writeBuffer(
+    seedBuf,
+    0,
+    new Uint32Array([seed, dtype === 'float16' ? 1 : dtype === 'float32' ? 2 : 0, 0, 0]),
+  );
+  const pipe = rt.pipeline(FILL);
+  const enc = rt.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipe);
+  pass.setBindGroup(
+    0,
+    rt.device.createBindGroup({
+      layout: pipe.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: t.buffer } },
+        { binding: 1, resource: { buffer: seedBuf } },
+      ],
+    }),
+  );
+  const groups = Math.ceil(t.buffer.size / 4 / 256);
+  const x = Math.min(groups, 65535);
+  pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+  pass.end();
+  rt.device.queue.submit([enc.finish()]);
+  seedBuf.destroy();
+  return t;
+}
+
+async function time(rt: GpuRuntime, plan: GpuAttentionPlan, quick: boolean) {
+  const prime = rt.device.createCommandEncoder();
+  const pass = prime.beginComputePass();
+  plan.record(pass);
+  pass.end();
+  rt.device.queue.submit([prime.finish()]);
+  try {
+    return await timeCompute(rt, (p) => plan.recordKernel(p), { batches: quick ? 3 : 5 });
+  } finally {
+    plan.destroyTemporaries();
+    plan.out.destroy();
+    plan.lse.destroy();
+  }
+}
+
+async function run(ctx: BenchContext): Promise<BenchRow[]> {
+  const rt = await acquireGpu({ timing: true });
+  const device = describeAdapter(rt.caps);
+  const rows: BenchRow[] = [];
+  const want = (name: string) => ctx.filter.length === 0 || ctx.filter.some((f) => name.includes(f));
+  const tiles = { blockQ: 128, warpQ: 32, blockK: 64, warpK: 64 };
+  try {
+    for (const tokens of ctx.quick ? [1024] : [1024, 4096, 16384])
+      for (const headDim of [64, 128])
+        for (const causal of [false, true]) {
+          const [B, H] = ctx.quick ? [1, 4] : [2, 16];
+          const shape = [B, H, tokens, headDim];
+          const flops = (4 * B * H * tokens * tokens * headDim) / (causal ? 2 : 1);
+          const label = `B${B} H${H} N${tokens} D${headDim}${causal ? ' causal' : ''}`;
+          if (!want(label)) continue;
+          const q16 = fill(rt, shape, 'float16', 1);
+          const k16 = fill(rt, shape, 'float16', 2);
+          const v16 = fill(rt, shape, 'float16', 3);
+          const qc = fill(rt, shape, 'int8', 4);
+          const kc = fill(rt, shape, 'int8', 5);
+          const dense = await time(rt, planAttentionGpu(q16, k16, v16, { causal }), ctx.quick);
+          const denseTops = flops / (dense.kernelMs * 1e-3) / 1e12;
+          rows.push({
+            area: 'sage',
+            name: `dense f16 ${label} kernel`,
+            value: denseTops,
+            unit: 'TFLOPS',
+            backend: 'webgpu',
+            tier: 'subgroup-matrix',
+            device,
+            notes: `${dense.kernelMs.toFixed(3)} ms (${dense.method}); baseline of the rows below`,
+          });
+          for (const granularity of ['per-thread', 'per-block'] as QKGranularity[]) {
+            const rules = scaleGroupRules(granularity, tokens, tokens, tiles);
+            const qs = fill(rt, [B, H, rules.q.groups], 'float32', 6);
+            const ks = fill(rt, [B, H, rules.k.groups], 'float32', 7);
+            const plan = planSageKernelGpu({ codes: qc, scales: qs }, { codes: kc, scales: ks }, v16, {
+              causal,
+              granularity,
+            });
+            const tier = plan.tier;
+            const t = await time(rt, plan, ctx.quick);
+            const tops = flops / (t.kernelMs * 1e-3) / 1e12;
+            console.error(
+              `${label} ${granularity} [${tier}] ${t.kernelMs.toFixed(3)} ms ${tops.toFixed(1)} TOPS (dense ${denseTops.toFixed(1)})`,
+            );
+            rows.push({
+              area: 'sage',
+              name: `INT8 QK (${granularity}) + f16 PV ${label} kernel`,
+              value: tops,
+              unit: 'TOPS',
+              backend: 'webgpu',
+              tier,
+              device,
+              notes: `${t.kernelMs.toFixed(3)} ms (${t.method}); ${(tops / denseTops).toFixed(2)}× sparq dense f16 in the same run`,
+            });
+            qs.destroy();
+            ks.destroy();
+          }
+          for (const x of [q16, k16, v16, qc, kc]) x.destroy();
+        }
+  } finally {
+    rt.release();
+  }
+  return rows;
+}
+
+const module: BenchModule = { area: 'sage', run };
+export default module;
