@@ -1,0 +1,263 @@
+/**
+ * SageAttention's Q/K preprocessing on WebGPU: the token mean of K (smoothing, SA1 §4.2) and INT8
+ * group quantization for every granularity, with the scale rules of quant/int-group-quant.ts
+ * (per-thread δ = amax/127 + 1e-7, otherwise δ = max(amax, 1e-7)/127; σ·log2e folded into per-block
+ * Q), codes in the input layout and scales in the reference layout. Matches the CPU quantizer within
+ * float rounding: WGSL's f32 division and the order of the mean's summation may move a value that
+ * sits within an ulp of a rounding boundary by one code.
+ */
+import { DTypeError, UnsupportedOptionError } from '../../core/errors.js';
+import { emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
+import type { GpuRuntime } from '../../gpu/runtime.js';
+import { BUFFER_USAGE } from '../../gpu/gpu-tensor.js';
+import type { QKGranularity, QuantRounding } from '../../quant/types.js';
+import type { ScaleGroupRule } from '../flash-params.js';
+import { layoutStrides } from '../flash-params.js';
+
+const MEAN_THREADS = 256;
+
+/** Per-(batch, head) token mean of a float16/float32 [B,H,N,D] (layout) tensor → float32 [B, H, D]. */
+function meanWgsl(input: 'f16' | 'f32', D: number): string {
+  const lanes = Math.max(1, Math.floor(MEAN_THREADS / D));
+  return /* wgsl */ `
+struct M { heads: u32, tokens: u32, tokenStride: u32, headStride: u32, batchStride: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> U: M;
+@group(0) @binding(1) var<storage, read> X: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(2) var<storage, read_write> Mean: array<f32>;
+var<workgroup> partial: array<f32, ${MEAN_THREADS}>;
+fn ld(e: u32) -> f32 {
+  ${input === 'f16' ? 'let w = unpack2x16float(X[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return X[e];'}
+}
+@compute @workgroup_size(${MEAN_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let b = wid.y;
+  let h = wid.x;
+  let base = b * U.batchStride + h * U.headStride;
+  // thread = (token lane, channel); channels beyond D idle
+  let lane = tid / ${D}u;
+  let d = tid % ${D}u;
+  var s = 0.0;
+  if (lane < ${lanes}u) {
+    for (var n = lane; n < U.tokens; n += ${lanes}u) { s += ld(base + n * U.tokenStride + d); }
+  }
+  partial[tid] = s;
+  workgroupBarrier();
+  if (tid < ${D}u) {
+    var t = 0.0;
+    for (var l = 0u; l < ${lanes}u; l++) { t += partial[l * ${D}u + tid]; }
+    Mean[(b * U.heads + h) * ${D}u + tid] = t / f32(max(U.tokens, 1u));
+  }
+}`;
+}
+
+const QUANT_THREADS = 128;
+
+/**
+ * INT8 group quantization: one workgroup per (segment of tokens, head, batch); a segment holds whole
+ * groups (`div` tokens, or 32 tokens of one-token groups). Group amax by atomicMax on the bits of |y|
+ * (non-negative floats order like their bit patterns), then δ, then codes packed four to a word.
+ */
+function quantWgsl(
+  input: 'f16' | 'f32',
+  D: number,
+  groupsPerSegment: number,
+  rounding: QuantRounding,
+  perThreadEps: boolean,
+): string {
+  const W = D / 4;
+  return /* wgsl */ `
+struct U {
+  heads: u32, tokens: u32, tokenStride: u32, headStride: u32,
+  batchStride: u32, div: u32, mul: u32, mod8Div: u32,
+  groups: u32, segTokens: u32, prescale: f32, useMean: u32,
+}
+@group(0) @binding(0) var<uniform> P: U;
+@group(0) @binding(1) var<storage, read> X: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(2) var<storage, read> Mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Codes: array<u32>;
+@group(0) @binding(4) var<storage, read_write> Scales: array<f32>;
+var<workgroup> amax: array<atomic<u32>, ${groupsPerSegment}>;
+var<workgroup> scale: array<f32, ${groupsPerSegment}>;
+fn ld(e: u32) -> f32 {
+  ${input === 'f16' ? 'let w = unpack2x16float(X[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return X[e];'}
+}
+fn groupOf(n: u32) -> u32 {
+  return (n / P.div) * P.mul + select(0u, (n % 8u) / max(P.mod8Div, 1u), P.mod8Div > 0u);
+}
+fn value(base: u32, n: u32, d: u32, meanBase: u32) -> f32 {
+  let m = select(0.0, Mean[meanBase + d], P.useMean != 0u);
+  return (ld(base + n * P.tokenStride + d) - m) * P.prescale;
+}
+@compute @workgroup_size(${QUANT_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let b = wid.z;
+  let h = wid.y;
+  let n0 = wid.x * P.segTokens;
+  let g0 = groupOf(n0);
+  let base = b * P.batchStride + h * P.headStride;
+  let meanBase = (b * P.heads + h) * ${D}u;
+  if (tid < ${groupsPerSegment}u) { atomicStore(&amax[tid], 0u); }
+  workgroupBarrier();
+  let nEnd = min(n0 + P.segTokens, P.tokens);
+  for (var e = tid; e < P.segTokens * ${D}u; e += ${QUANT_THREADS}u) {
+    let n = n0 + e / ${D}u;
+    if (n < nEnd) {
+      atomicMax(&amax[groupOf(n) - g0], bitcast<u32>(abs(value(base, n, e % ${D}u, meanBase))));
+    }
+  }
+  workgroupBarrier();
+  if (tid < ${groupsPerSegment}u && g0 + tid < P.groups) {
+    let a = bitcast<f32>(atomicLoad(&amax[tid]));
+    let s = ${perThreadEps ? 'a / 127.0 + 1e-7' : 'max(a, 1e-7) / 127.0'};
+    scale[tid] = s;
+    Scales[(b * P.heads + h) * P.groups + g0 + tid] = s;
+  }
+  workgroupBarrier();
+  for (var e = tid; e < P.segTokens * ${W}u; e += ${QUANT_THREADS}u) {
+    let n = n0 + e / ${W}u;
+    if (n < nEnd) {
+      let s = scale[groupOf(n) - g0];
+      var word = 0u;
+      for (var i = 0u; i < 4u; i++) {
+        let x = value(base, n, (e % ${W}u) * 4u + i, meanBase) / s;
+        ${
+          rounding === 'half-away'
+            ? 'let c = clamp(trunc(x + 0.5 * sign(x)), -127.0, 127.0);'
+            : 'let c = clamp(round(x), -127.0, 127.0);'
+        }
+        word |= (u32(i32(c)) & 0xffu) << (8u * i);
+      }
+      Codes[(base + n * P.tokenStride) / 4u + e % ${W}u] = word;
+    }
+  }
+}`;
+}
+
+export interface GpuInt8QuantizeOptions {
+  layout: 'HND' | 'NHD';
+  granularity: QKGranularity;
+  rule: ScaleGroupRule;
+  rounding: QuantRounding;
+  /** Multiplier applied before quantizing (σ·log2e for per-block Q). */
+  prescale: number;
+  /** Token mean to subtract first ([B, H, D] float32), for K smoothing. */
+  mean?: GpuTensor<'float32'>;
+}
+
+function dims(t: GpuTensor, layout: 'HND' | 'NHD') {
+  const [b, x, y, d] = t.shape;
+  return layout === 'HND' ? { B: b, H: x, N: y, D: d } : { B: b, H: y, N: x, D: d };
+}
+
+function inputKind(t: GpuTensor): 'f16' | 'f32' {
+  if (t.dtype === 'float16') return 'f16';
+  if (t.dtype === 'float32') return 'f32';
+  throw new DTypeError(`GPU quantization takes float16 or float32 tensors; got ${t.dtype}`);
+}
+
+function uniform(runtime: GpuRuntime, words: ArrayBuffer): GPUBuffer {
+  const buf = runtime.createBuffer(
+    words.byteLength,
+    BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
+    'quant params',
+  );
+  runtime.device.queue.writeBuffer(buf, 0, words);
+  return buf;
+}
+
+/** Records the per-(batch, head) token mean of x into a new float32 [B, H, D] tensor. */
+export function recordTokenMeanGpu(
+  x: GpuTensor,
+  layout: 'HND' | 'NHD',
+  pass: GPUComputePassEncoder,
+): { mean: GpuTensor<'float32'>; release: () => void } {
+  const { B, H, N, D } = dims(x, layout);
+  if (D > MEAN_THREADS)
+    throw new UnsupportedOptionError(`GPU smoothing supports head dims up to ${MEAN_THREADS}; got ${D}`);
+  const runtime = x.runtime;
+  const mean = emptyGpu(runtime, [B, H, D], 'float32', 'token mean');
+  const st = layoutStrides(layout, H, N, D);
+  const params = uniform(runtime, new Uint32Array([H, N, st.token, st.head, st.batch, 0, 0, 0]).buffer);
+  const pipeline = runtime.pipeline(meanWgsl(inputKind(x), D));
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(
+    0,
+    runtime.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: params } },
+        { binding: 1, resource: { buffer: x.buffer } },
+        { binding: 2, resource: { buffer: mean.buffer } },
+      ],
+    }),
+  );
+  pass.dispatchWorkgroups(H, B);
+  return { mean, release: () => params.destroy() };
+}
+
+/** Records INT8 group quantization of x; returns codes (int8, x's layout) and scales [B, H, groups]. */
+export function recordQuantizeInt8Gpu(
+  x: GpuTensor,
+  opts: GpuInt8QuantizeOptions,
+  pass: GPUComputePassEncoder,
+): { codes: GpuTensor<'int8'>; scales: GpuTensor<'float32'>; release: () => void } {
+  const { B, H, N, D } = dims(x, opts.layout);
+  if (D % 4 !== 0)
+    throw new UnsupportedOptionError(
+      `GPU INT8 quantization needs a head dim that is a multiple of 4; got ${D}`,
+    );
+  const runtime = x.runtime;
+  const { rule } = opts;
+  // a segment is one `div` of tokens, or 32 one-token groups for per-token
+  const segTokens = rule.div === 1 ? 32 : rule.div;
+  const groupsPerSegment = (segTokens / rule.div) * rule.mul;
+  const codes = emptyGpu(runtime, x.shape, 'int8', 'int8 codes', 512);
+  const scales = emptyGpu(runtime, [B, H, rule.groups], 'float32', 'int8 scales');
+  const st = layoutStrides(opts.layout, H, N, D);
+  const words = new ArrayBuffer(48);
+  new Uint32Array(words).set([
+    H,
+    N,
+    st.token,
+    st.head,
+    st.batch,
+    rule.div,
+    rule.mul,
+    rule.mod8Div,
+    rule.groups,
+    segTokens,
+  ]);
+  new Float32Array(words)[10] = opts.prescale;
+  new Uint32Array(words)[11] = opts.mean ? 1 : 0;
+  const params = uniform(runtime, words);
+  // without a mean the shader never reads binding 2, but it must be bound (and not to a written buffer)
+  const placeholder = opts.mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
+  const meanBuf = opts.mean?.buffer ?? (placeholder as GPUBuffer);
+  const pipeline = runtime.pipeline(
+    quantWgsl(inputKind(x), D, groupsPerSegment, opts.rounding, opts.granularity === 'per-thread'),
+  );
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(
+    0,
+    runtime.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: params } },
+        { binding: 1, resource: { buffer: x.buffer } },
+        { binding: 2, resource: { buffer: meanBuf } },
+        { binding: 3, resource: { buffer: codes.buffer } },
+        { binding: 4, resource: { buffer: scales.buffer } },
+      ],
+    }),
+  );
+  // every scale group gets a workgroup, also the ones past N in the last tile (their scale is the guard)
+  pass.dispatchWorkgroups(Math.ceil(rule.groups / groupsPerSegment), H, B);
+  return {
+    codes,
+    scales,
+    release: () => {
+      params.destroy();
+      placeholder?.destroy();
+    },
+  };
+}
