@@ -6,7 +6,9 @@
 import { DTypeError, ShapeError, UnsupportedHeadDimError, UnsupportedOptionError } from '../core/errors.js';
 import type { GpuTier } from '../gpu/capabilities.js';
 import { emptyFloat16Like, recordCastToFloat16 } from '../gpu/cast.js';
-import { BUFFER_USAGE, GpuTensor, emptyGpu } from '../gpu/gpu-tensor.js';
+import { BUFFER_USAGE, GpuTensor, emptyGpu, upload } from '../gpu/gpu-tensor.js';
+import { Tensor } from '../core/tensor.js';
+import type { PQuantFormat, VCodeFormat } from './flash-wgsl-formats.js';
 import type { GpuRuntime } from '../gpu/runtime.js';
 import {
   FLASH_PARAMS_BYTES,
@@ -152,6 +154,22 @@ export interface Int8QKOperands {
   qFactor: number;
 }
 
+/** Quantized PV operands (SageAttention): P's format, V as one-byte codes with per-channel scales. */
+export interface QuantizedPV {
+  pFormat: 'fp16' | PQuantFormat;
+  /** Per-channel V scales [B, Hkv, D] (value = code·scale), when V holds codes. */
+  vScales?: GpuTensor<'float32'>;
+  /** Token mean of V removed by smoothing, [B, Hkv, D], added back to O. */
+  vMean?: GpuTensor<'float32'>;
+}
+
+/** The one-byte V code formats the kernels decode, by GPU dtype. */
+const V_CODE_DTYPES: Record<string, VCodeFormat> = {
+  float8_e4m3fn: 'float8_e4m3fn',
+  float8_e5m2: 'float8_e5m2',
+  int8: 'int8',
+};
+
 /**
  * The plan every flash-style kernel shares once its problem is validated and its tier chosen: operand
  * buffers (converted to f16 or padded where the tier needs it), the generated kernel, the parameter
@@ -164,7 +182,11 @@ export function buildFlashPlan(
   [q, k, v]: [GpuTensor, GpuTensor, GpuTensor],
   mma: GpuAttentionOptions['mma'],
   int8?: Int8QKOperands,
+  pv?: QuantizedPV,
 ): GpuAttentionPlan {
+  const vCodes: VCodeFormat | undefined = V_CODE_DTYPES[v.dtype];
+  const pFormat = pv?.pFormat ?? 'fp16';
+  const sageEpilogue = vCodes !== undefined || pFormat !== 'fp16';
   const limits = runtime.caps.limits;
   for (const [name, t] of [
     ['q', q],
@@ -189,7 +211,7 @@ export function buildFlashPlan(
   // rows of slack after its last row, and every operand at least one 16×16 f16 matrix (512 bytes),
   // the minimum binding size Dawn derives from the loads.
   // (INT8 Q/K: one byte per element, and a 16×32 int8 matrix is also 512 bytes.)
-  const elementBytes = (i: number) => (int8 && i < 2 ? 1 : 2);
+  const elementBytes = (i: number) => ((int8 && i < 2) || (vCodes && i === 2) ? 1 : 2);
   const minBytes = (t: GpuTensor, i: number) => {
     if (tier !== 'subgroup-matrix') return 0;
     const tokenStride = layoutStrides(p.layout, i === 0 ? p.headsQ : p.headsKv, 1, p.headDim).token;
@@ -225,6 +247,8 @@ export function buildFlashPlan(
       headDim: p.headDim,
       subgroupSize: 32,
       qk: int8 ? 'i8' : 'f16',
+      pFormat,
+      vFormat: vCodes ?? 'f16',
     };
     if (mmaWorkgroupBytes(cfg) > limits.maxComputeWorkgroupStorageSize) {
       throw new UnsupportedOptionError(
@@ -252,13 +276,22 @@ export function buildFlashPlan(
     const shaderF16 = tier === 'f16';
     const blockK = scalarBlockK(p.headDim, shaderF16 ? 2 : 4, limits.maxComputeWorkgroupStorageSize);
     code = scalarFlashWgsl({
-      input: tier === 'f16' || v.dtype === 'float16' ? 'f16' : 'f32',
+      // the float operands' storage: q/k/v for dense, v for INT8 Q/K (one-byte V codes: tile type only)
+      input: vCodes
+        ? shaderF16
+          ? 'f16'
+          : 'f32'
+        : tier === 'f16' || (int8 ? v : q).dtype === 'float16'
+          ? 'f16'
+          : 'f32',
       shaderF16,
       headDim: p.headDim,
       blockK,
       workgroupSize: SCALAR_WORKGROUP,
       qkInt8: int8 !== undefined,
       packedDot: runtime.caps.wgslLanguageFeatures.includes('packed_4x8_integer_dot_product'),
+      pFormat,
+      vCodes,
     });
     workgroupsX = Math.ceil(p.tokensQ / SCALAR_WORKGROUP);
   }
@@ -283,6 +316,11 @@ export function buildFlashPlan(
     );
     runtime.device.queue.writeBuffer(sageParams, 0, packSageParams(int8.qRule, int8.kRule, int8.qFactor));
   }
+  // V scales of 1 and a zero mean stand in where the caller has none
+  const [B, Hkv, D] = [p.batch, p.headsKv, p.headDim];
+  const vScales = sageEpilogue ? (pv?.vScales ?? constantGpu(runtime, [B, Hkv, D], 1)) : undefined;
+  const vMean = sageEpilogue ? (pv?.vMean ?? constantGpu(runtime, [B, Hkv, D], 0)) : undefined;
+  for (const t of [vScales, vMean]) if (t && t !== pv?.vScales && t !== pv?.vMean) temporaries.push(t);
   const pipeline = empty ? undefined : runtime.pipeline(code);
 
   const recordKernel = (pass: GPUComputePassEncoder) => {
@@ -294,6 +332,12 @@ export function buildFlashPlan(
       { binding: 5, resource: { buffer: lse.buffer } },
     ];
     if (scratch) entries.push({ binding: 6, resource: { buffer: scratch.buffer } });
+    if (vScales && vMean) {
+      entries.push(
+        { binding: 10, resource: { buffer: vScales.buffer } },
+        { binding: 11, resource: { buffer: vMean.buffer } },
+      );
+    }
     if (int8 && sageParams) {
       entries.push(
         { binding: 7, resource: { buffer: int8.qScales.buffer } },
@@ -323,6 +367,11 @@ export function buildFlashPlan(
       sageParams?.destroy();
     },
   };
+}
+
+function constantGpu(runtime: GpuRuntime, shape: number[], value: number): GpuTensor<'float32'> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return upload(runtime, new Tensor(new Float32Array(n).fill(value), shape, 'float32'), 'constant');
 }
 
 /** Submits a plan once and frees its temporaries; returns the output (and LSE when it was asked for). */

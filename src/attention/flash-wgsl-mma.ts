@@ -20,6 +20,13 @@
  *   a constant name (straight-line code): both measured to matter 1.6× for GEMMs on the H100.
  */
 import { FLASH_PARAMS_WGSL, SAGE_PARAMS_WGSL } from './flash-params.js';
+import {
+  P_OFFSET,
+  PQUANT_WGSL,
+  V2_DECODE_WGSL,
+  type VCodeFormat,
+  vDecodeWgsl,
+} from './flash-wgsl-formats.js';
 
 export interface MmaFlashConfig {
   /** Head dim as stored: a multiple of 16. */
@@ -49,6 +56,17 @@ export interface MmaFlashConfig {
    * i8×i8→i32 16×16×32 subgroup matrices; sageattention.md §2: S = S_int32·δ_Q(row)·δ_K(col)).
    */
   qk: 'f16' | 'i8';
+  /**
+   * Format P̃ is rounded to before PV (SageAttention; dense attention: 'fp16' straight from exp2). P̃ is
+   * formed against the exact running row max as the reference does (P̃ = exp2(s − m + offset),
+   * p-quant.ts), rounded, then multiplied into the lazily rescaled frame of O in f16.
+   */
+  pFormat: 'fp16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8';
+  /**
+   * V's storage: f16 values, or FP8/INT8 codes decoded to f16 (exactly) while staging, with a
+   * per-channel scale and optional token mean applied to O at the end (sageattention.md §4.4).
+   */
+  vFormat: 'f16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8';
   /** Advance all S accumulators of a tile together (independent MMA chains) rather than one at a time. */
   interleaveS: boolean;
   /**
@@ -76,6 +94,8 @@ export const DEFAULT_MMA_CONFIG: Omit<MmaFlashConfig, 'headDim'> = Object.freeze
   interleaveS: true,
   staging: 'prefetch',
   qk: 'f16',
+  pFormat: 'fp16',
+  vFormat: 'f16',
 });
 
 /**
@@ -121,8 +141,10 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   const LPR = c.subgroupSize / WQ; // lanes per row in the softmax
   const i8 = c.qk === 'i8';
   // vec4<u32> per row of data: 8 f16 or 16 int8 codes each; tile rows padded by 16 bytes
-  const RSDV = D / 8;
+  const vCodes = c.vFormat !== 'f16';
+  const RSDV = D / 8; // f16 row in workgroup memory
   const RSV = RSDV + 1;
+  const RSGV = vCodes ? D / 16 : D / 8; // V row in global memory (codes are one byte)
   const RSDK = i8 ? D / 16 : D / 8;
   const RSK = RSDK + 1;
   const SS = BK / 4 + 1; // S scratch row stride, vec4<f32>
@@ -137,8 +159,8 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   const nD = D / 16;
   const nDk = i8 ? D / 32 : D / 16; // 16×16×32 i8 or 16×16×16 f16 steps along the head dim
   const nK = BK / 16;
-  const loads = { K: Math.ceil((BK * RSDK) / T), V: Math.ceil((BK * RSDV) / T) };
-  const rowVec = { K: RSDK, V: RSDV };
+  const loads = { K: Math.ceil((BK * RSDK) / T), V: Math.ceil((BK * RSGV) / T) };
+  const rowVec = { K: RSDK, V: RSGV };
   const rowStride = { K: RSK, V: RSV };
   if (D % (i8 ? 32 : 16) !== 0 || BK % 16 !== 0 || CH % 8 !== 0)
     throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
@@ -179,6 +201,19 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
     for (const x of which(kv)) {
       for (let i = 0; i < (staging ? loads[x] : 0); i++) {
         const n = rowVec[x];
+        if (x === 'V' && vCodes) {
+          // 16 one-byte codes → 16 f16 values (exact) → two vec4 of f16 pairs
+          emit(`    {
+      let e = tid + ${i * T}u;
+      if (e < ${BK * n}u) {
+        let dst = (e / ${n}u) * ${RSV}u + (e % ${n}u) * 2u;
+        let w = pv${i};
+        sV[dst] = vec4<u32>(decodeV2(w.x), decodeV2(w.x >> 16u), decodeV2(w.y), decodeV2(w.y >> 16u));
+        sV[dst + 1u] = vec4<u32>(decodeV2(w.z), decodeV2(w.z >> 16u), decodeV2(w.w), decodeV2(w.w >> 16u));
+      }
+    }`);
+          continue;
+        }
         emit(`    {
       let e = tid + ${i * T}u;
       if (e < ${BK * n}u) { s${x}[(e / ${n}u) * ${rowStride[x]}u + e % ${n}u] = p${x.toLowerCase()}${i}; }
@@ -219,6 +254,13 @@ fn groupIndex(i: u32, div: u32, mul: u32, mod8Div: u32) -> u32 {
 }`
       : ''
   }
+${vCodes ? vDecodeWgsl(c.vFormat as VCodeFormat) + V2_DECODE_WGSL : ''}${c.pFormat !== 'fp16' ? PQUANT_WGSL[c.pFormat] : ''}${
+    vCodes || c.pFormat !== 'fp16'
+      ? `
+@group(0) @binding(10) var<storage, read> vScales: array<f32>;
+@group(0) @binding(11) var<storage, read> vMean: array<f32>;`
+      : ''
+  }
 var<workgroup> sK: array<vec4<u32>, ${BK * RSK}>;
 var<workgroup> sV: array<vec4<u32>, ${BK * RSV}>;
 var<workgroup> sS: array<${sElem}, ${BQ * SS}>;
@@ -244,10 +286,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   // element strides → vec4 strides: ${i8 ? '16 int8 codes' : '8 f16'} per vec4 for Q and K, 8 f16 for V
   let qTok = P.qTokenStride / ${i8 ? 16 : 8}u;
   let kTok = P.kvTokenStride / ${i8 ? 16 : 8}u;
-  let vTok = P.kvTokenStride / 8u;
+  let vTok = P.kvTokenStride / ${vCodes ? 16 : 8}u;
   let qRow0 = (b * P.qBatchStride + h * P.qHeadStride) / ${i8 ? 16 : 8}u + (q0 + warp * ${WQ}u) * qTok;
   let kBase = (b * P.kvBatchStride + hk * P.kvHeadStride) / ${i8 ? 16 : 8}u;
-  let vBase = (b * P.kvBatchStride + hk * P.kvHeadStride) / 8u;
+  let vBase = (b * P.kvBatchStride + hk * P.kvHeadStride) / ${vCodes ? 16 : 8}u;
   let scratch0 = ((b * P.headsQ + h) * P.qBlocks + qBlock) * ${BQ * D}u + warp * ${WQ * D}u;
 
   // softmax lane mapping: row r of this warp, column part of the key tile
@@ -257,6 +299,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   let row = q0 + rowInBlock;
   let seen = select(0u, keysSeen(i32(row)), row < P.tokensQ);
   var mRef = -3.0e38;
+  var mTrue = -3.0e38;
   var lPart = 0.0;
   var alpha = 1.0;
   let kEnd = keysSeen(i32(min(q0 + ${BQ}u, P.tokensQ)) - 1);
@@ -380,6 +423,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       }
     }
     if (LPR === 2) emit(`      tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));`);
+    if (c.pFormat !== 'fp16') emit(`      mTrue = max(mTrue, tileMax);`);
     emit(`      alpha = 1.0;
       if (tileMax > mRef + ${c.tau.toFixed(1)}) {
         // O and l hold contributions scaled to the old reference only if mRef was set
@@ -390,12 +434,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         lPart *= alpha;
         mRef = tileMax;
       }`);
-    for (let i = 0; i < CH; i++) {
-      emit(`      let p${i} = select(0.0, exp2(x${i >> 2}[${i & 3}] - mRef), k${i});`);
+    if (c.pFormat === 'fp16') {
+      for (let i = 0; i < CH; i++) {
+        emit(`      let p${i} = select(0.0, exp2(x${i >> 2}[${i & 3}] - mRef), k${i});`);
+      }
+    } else {
+      // P̃ against the exact running max (in [0, P_r]), rounded, then moved into O's frame by pScale
+      const off = P_OFFSET[c.pFormat];
+      emit(`      let pScale = exp2(mTrue - ${off} - mRef);`);
+      for (let i = 0; i < CH; i++) {
+        emit(`      let pt${i} = select(0.0, exp2(x${i >> 2}[${i & 3}] - mTrue + ${off}), k${i});`);
+      }
+      emit(`      lPart += (${Array.from({ length: CH }, (_, i) => `pt${i}`).join(' + ')}) * pScale;`);
+      for (let i = 0; i < CH; i++) emit(`      let p${i} = quantP(pt${i}) * pScale;`);
     }
-    const sum: string[] = [];
-    for (let i = 0; i < CH; i++) sum.push(`p${i}`);
-    emit(`      lPart += ${sum.join(' + ')};`);
+    if (c.pFormat === 'fp16')
+      emit(`      lPart += ${Array.from({ length: CH }, (_, i) => `p${i}`).join(' + ')};`);
     for (let c8 = 0; c8 < CH / 8; c8++) {
       const words = [0, 1, 2, 3].map(
         (e) => `pack2x16float(vec2<f32>(p${c8 * 8 + 2 * e}, p${c8 * 8 + 2 * e + 1}))`,
@@ -459,7 +513,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     let inv = select(0.0, 1.0 / l, l > 0.0);
     let dst = b * P.qBatchStride + h * P.qHeadStride + row * P.qTokenStride + part * ${DC}u;
     let src = scratch0 + r * ${D}u + part * ${DC}u;
-    for (var d = 0u; d < ${DC}u; d++) { O[dst + d] = scratch[src + d] * inv; }
+    ${
+      vCodes || c.pFormat !== 'fp16'
+        ? `// per-channel V scale and the V mean removed by smoothing (sageattention.md §4.4)
+    let v0 = (b * P.headsKv + hk) * ${D}u + part * ${DC}u;
+    for (var d = 0u; d < ${DC}u; d++) { O[dst + d] = scratch[src + d] * inv * vScales[v0 + d] + vMean[v0 + d]; }`
+        : `for (var d = 0u; d < ${DC}u; d++) { O[dst + d] = scratch[src + d] * inv; }`
+    }
     if (part == 0u) {
       Lse[(b * P.headsQ + h) * P.tokensQ + row] = select(0xff800000u, bitcast<u32>((mRef + log2(l)) * 0.6931471805599453), l > 0.0);
     }

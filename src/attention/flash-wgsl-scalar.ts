@@ -6,6 +6,13 @@
  * and bandwidth. This is the tier that runs on Mesa's lavapipe in CI.
  */
 import { FLASH_PARAMS_WGSL, SAGE_PARAMS_WGSL } from './flash-params.js';
+import {
+  P_OFFSET,
+  PQUANT_WGSL,
+  type PQuantFormat,
+  type VCodeFormat,
+  vDecodeWgsl,
+} from './flash-wgsl-formats.js';
 
 export interface ScalarFlashConfig {
   /** Storage type of q, k, v: 'f32', or 'f16' codes (read as f16 with shader-f16, else unpacked from u32). */
@@ -29,6 +36,10 @@ export interface ScalarFlashConfig {
    * dot product is emulated exactly with sign-extending bit extracts.
    */
   packedDot?: boolean;
+  /** P̃'s format before PV (default 'fp16': P̃ used as computed). See flash-wgsl-formats.ts. */
+  pFormat?: 'fp16' | PQuantFormat;
+  /** V as one-byte codes with per-channel scales and mean (default: V is `input`). */
+  vCodes?: VCodeFormat;
 }
 
 /** Largest power-of-two key tile (≤ 32) whose K and V tiles fit the workgroup memory limit. */
@@ -48,6 +59,8 @@ export function scalarFlashWgsl(c: ScalarFlashConfig): string {
   const elem = c.input === 'f32' ? 'f32' : f16Storage ? 'f16' : 'u32';
   const smem = c.shaderF16 && c.input === 'f16' ? 'f16' : 'f32';
   const i8 = c.qkInt8 === true;
+  const pFormat = c.pFormat ?? 'fp16';
+  const sageEpilogue = c.vCodes !== undefined || pFormat !== 'fp16';
   const W = D / 4; // packed int8 words per row
   // f16 codes without the extension: two per u32 word, element e in the low half when e is even
   const load = (buf: string) =>
@@ -59,7 +72,15 @@ ${FLASH_PARAMS_WGSL}
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<${i8 ? 'u32' : elem}>;
 @group(0) @binding(2) var<storage, read> K: array<${i8 ? 'u32' : elem}>;
-@group(0) @binding(3) var<storage, read> V: array<${elem}>;
+@group(0) @binding(3) var<storage, read> V: array<${c.vCodes ? 'u32' : elem}>;${
+    sageEpilogue
+      ? `
+@group(0) @binding(10) var<storage, read> vScales: array<f32>;
+@group(0) @binding(11) var<storage, read> vMean: array<f32>;`
+      : ''
+  }${c.vCodes ? vDecodeWgsl(c.vCodes) + '\nfn ldV(e: u32) -> f32 { return decodeV(V[e >> 2u] >> (8u * (e & 3u))); }' : ''}${
+    pFormat !== 'fp16' ? PQUANT_WGSL[pFormat] : ''
+  }
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read_write> L: array<u32>; // f32 bits: -inf cannot be a WGSL constant
 var<workgroup> sK: array<${i8 ? 'u32' : smem}, ${i8 ? BK * W : BK * D}>;
@@ -88,7 +109,7 @@ fn groupIndex(i: u32, div: u32, mul: u32, mod8Div: u32) -> u32 {
     : `${load('Q')}
 ${load('K')}`
 }
-${load('V')}
+${c.vCodes ? '' : load('V')}
 
 fn keysSeen(row: i32) -> u32 {
   if (P.causal == 0u) { return P.tokensKv; }
@@ -173,9 +194,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let alpha = exp2(m - mNew);
       l *= alpha;
       for (var d = 0u; d < ${D}u; d++) { acc[d] *= alpha; }
-      for (var j = 0u; j < n; j++) {
+      for (var j = 0u; j < n; j++) {${
+        pFormat === 'fp16'
+          ? `
         let p = exp2(s[j] - mNew);
-        l += p;
+        l += p;`
+          : `
+        // P̃ in [0, P_r] against the running max, rounded to ${pFormat}; l sums it unrounded (p-quant.ts)
+        let pt = exp2(s[j] - mNew + ${P_OFFSET[pFormat]});
+        l += pt * exp2(-${P_OFFSET[pFormat]});
+        let p = quantP(pt) * exp2(-${P_OFFSET[pFormat]});`
+      }
         for (var d = 0u; d < ${D}u; d++) { acc[d] += p * f32(sV[j * ${D}u + d]); }
       }
       m = mNew;
@@ -184,7 +213,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (valid) {
     // a row that saw no key (causal, Nq > Nk) gives zeros and LSE -inf, never 0/0
     let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < ${D}u; d++) { O[qBase + d] = acc[d] * inv; }
+    ${
+      sageEpilogue
+        ? `let v0 = (b * P.headsKv + hk) * ${D}u;
+    for (var d = 0u; d < ${D}u; d++) { O[qBase + d] = acc[d] * inv * vScales[v0 + d] + vMean[v0 + d]; }`
+        : `for (var d = 0u; d < ${D}u; d++) { O[qBase + d] = acc[d] * inv; }`
+    }
     let lseIndex = (b * P.headsQ + h) * P.tokensQ + row;
     L[lseIndex] = select(0xff800000u, bitcast<u32>((m + log2(l)) * 0.6931471805599453), l > 0.0);
   }

@@ -29,7 +29,15 @@ export interface Int8Operand {
   scales: GpuTensor;
 }
 
+/**
+ * V for the kernel: float16/float32 values, or one-byte codes (float8_e4m3fn, float8_e5m2, int8) with
+ * per-channel scales [B, Hkv, D] and, after smoothing, the token mean [B, Hkv, D] (quantizeV's output).
+ */
+export type VOperand = GpuTensor | { codes: GpuTensor; scales?: GpuTensor; mean?: GpuTensor };
+
 export interface SageKernelGpuOptions extends AttentionOptions {
+  /** P̃'s format before PV (default 'fp16'; p-quant.ts). NVFP4 P is not on the GPU yet. */
+  pFormat?: 'fp16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8';
   /** Scale granularity the codes were quantized with (default 'per-thread', SA2). */
   granularity?: QKGranularity;
   /** Reference tile sizes that define the scale groups (defaults 128, 32, 64, 64: sm80/sm89). */
@@ -43,7 +51,17 @@ export interface SageKernelGpuOptions extends AttentionOptions {
   mma?: GpuAttentionOptions['mma'];
 }
 
-const EXTRA_KEYS = ['granularity', 'blockQ', 'warpQ', 'blockK', 'warpK', 'qScalesFoldSmScale', 'tier', 'mma'];
+const EXTRA_KEYS = [
+  'pFormat',
+  'granularity',
+  'blockQ',
+  'warpQ',
+  'blockK',
+  'warpK',
+  'qScalesFoldSmScale',
+  'tier',
+  'mma',
+];
 
 /** The token → scale-group rules of Q and K for a granularity (sageattention.md §3.2, §4.2). */
 export function scaleGroupRules(
@@ -89,14 +107,24 @@ function positiveInt(x: unknown, name: string, fallback: number): number {
 export function planSageKernelGpu(
   q: Int8Operand,
   k: Int8Operand,
-  v: GpuTensor,
+  vOperand: VOperand,
   opts: SageKernelGpuOptions = {},
 ): GpuAttentionPlan {
-  // validation of shapes and options reads only shape and dtype; codes stand in with V's float dtype
-  const asFloat = (t: GpuTensor) => ({ shape: t.shape, dtype: v.dtype });
-  const p = resolveAttentionProblem(asFloat(q.codes), asFloat(k.codes), v, opts, EXTRA_KEYS);
+  const v = 'codes' in vOperand ? vOperand.codes : vOperand;
+  const vScales = 'codes' in vOperand ? vOperand.scales : undefined;
+  const vMean = 'codes' in vOperand ? vOperand.mean : undefined;
+  const pFormat = opts.pFormat ?? 'fp16';
+  if (!['fp16', 'float8_e4m3fn', 'float8_e5m2', 'int8'].includes(pFormat)) {
+    throw new UnsupportedOptionError(
+      `pFormat on the GPU must be 'fp16', 'float8_e4m3fn', 'float8_e5m2' or 'int8'; got ${JSON.stringify(pFormat)} (NVFP4 P runs on the CPU backend)`,
+    );
+  }
+  // validation of shapes and options reads only shape and dtype; codes stand in as float16
+  const asFloat = (t: GpuTensor) => ({ shape: t.shape, dtype: 'float16' as const });
+  const p = resolveAttentionProblem(asFloat(q.codes), asFloat(k.codes), asFloat(v), opts, EXTRA_KEYS);
   const runtime = q.codes.runtime;
-  for (const t of [q.scales, k.codes, k.scales, v]) {
+  for (const t of [q.scales, k.codes, k.scales, v, vScales, vMean]) {
+    if (!t) continue;
     if (t.runtime !== runtime) throw new UnsupportedOptionError('all operands must live on one GPU runtime');
   }
   for (const [name, t] of [
@@ -105,8 +133,27 @@ export function planSageKernelGpu(
   ] as const) {
     if (t.dtype !== 'int8') throw new DTypeError(`${name} must be int8 codes; got ${t.dtype}`);
   }
-  if (v.dtype !== 'float16' && v.dtype !== 'float32') {
-    throw new DTypeError(`v must be float16 or float32 on the GPU; got ${v.dtype}`);
+  const vCodes = ['float8_e4m3fn', 'float8_e5m2', 'int8'].includes(v.dtype);
+  if (v.dtype !== 'float16' && v.dtype !== 'float32' && !vCodes) {
+    throw new DTypeError(
+      `v must be float16/float32 values or float8_e4m3fn/float8_e5m2/int8 codes on the GPU; got ${v.dtype}`,
+    );
+  }
+  for (const [name, t] of [
+    ['v.scales', vScales],
+    ['v.mean', vMean],
+  ] as const) {
+    if (!t) continue;
+    if (t.dtype !== 'float32' || t.shape.join() !== [p.batch, p.headsKv, p.headDim].join()) {
+      throw new ShapeError(
+        `${name} must be float32 [${p.batch}, ${p.headsKv}, ${p.headDim}] (per channel); got ${t.dtype} ${formatShape(t.shape)}`,
+      );
+    }
+  }
+  if (vCodes && !vScales) {
+    throw new UnsupportedOptionError(
+      `V codes (${v.dtype}) need their per-channel scales: pass { codes, scales }`,
+    );
   }
   if (p.headDim % 4 !== 0) {
     throw new ShapeError(
@@ -163,38 +210,50 @@ export function planSageKernelGpu(
       `tier '${opts.tier}' cannot run INT8 Q/K here (needs i8 and f16 subgroup matrices and a head dim that is a multiple of 32 up to 256); use tier 'auto'`,
     );
   } else tier = opts.tier;
-  return buildFlashPlan(runtime, p, tier, [q.codes, k.codes, v], opts.mma, {
-    qScales: q.scales as GpuTensor<'float32'>,
-    kScales: k.scales as GpuTensor<'float32'>,
-    qRule: rules.q,
-    kRule: rules.k,
-    qFactor: fold ? 1 : p.smScale * Math.LOG2E,
-  });
+  return buildFlashPlan(
+    runtime,
+    p,
+    tier,
+    [q.codes, k.codes, v],
+    opts.mma,
+    {
+      qScales: q.scales as GpuTensor<'float32'>,
+      kScales: k.scales as GpuTensor<'float32'>,
+      qRule: rules.q,
+      kRule: rules.k,
+      qFactor: fold ? 1 : p.smScale * Math.LOG2E,
+    },
+    {
+      pFormat,
+      vScales: vScales as GpuTensor<'float32'> | undefined,
+      vMean: vMean as GpuTensor<'float32'> | undefined,
+    },
+  );
 }
 
 /** Runs the INT8-QK kernel once; returns GPU tensors (float32 output in q's layout, optional LSE). */
 export function sageKernelGpu(
   q: Int8Operand,
   k: Int8Operand,
-  v: GpuTensor,
+  v: VOperand,
   opts: SageKernelGpuOptions & { returnLse: true },
 ): AttentionWithLse<GpuTensor<'float32'>>;
 export function sageKernelGpu(
   q: Int8Operand,
   k: Int8Operand,
-  v: GpuTensor,
+  v: VOperand,
   opts?: SageKernelGpuOptions & { returnLse?: false },
 ): GpuTensor<'float32'>;
 export function sageKernelGpu(
   q: Int8Operand,
   k: Int8Operand,
-  v: GpuTensor,
+  v: VOperand,
   opts?: SageKernelGpuOptions,
 ): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>>;
 export function sageKernelGpu(
   q: Int8Operand,
   k: Int8Operand,
-  v: GpuTensor,
+  v: VOperand,
   opts: SageKernelGpuOptions = {},
 ): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
   return runPlanOnce(planSageKernelGpu(q, k, v, opts));

@@ -196,3 +196,67 @@ test('INT8 Q/K kernel rejects bad operands with typed errors', { skip }, () => {
     UnsupportedOptionError,
   );
 });
+
+/**
+ * The GPU kernel against sparq's CPU SageAttention kernel on the same quantized operands: INT8 Q/K of
+ * each granularity, P in fp16 / E4M3 / E5M2 / INT8, V in fp16 or per-channel FP8/INT8 codes, with and
+ * without V smoothing. The GPU accumulates PV in f32 while the CPU models the reference accumulators
+ * (FP22, fp16), and exp2 is approximate on GPUs, so a P̃ next to a rounding boundary of its format can
+ * round the other way: agreement is to a fraction of the formats' own error, not bit for bit.
+ */
+test('INT8 Q/K kernel with quantized P and V equals the CPU SageAttention kernel', { skip }, async () => {
+  const { quantizeQK } = await import('../../../src/attention/sage/quantize-qk.js');
+  const { quantizeV } = await import('../../../src/attention/sage/quantize-v.js');
+  const { sageKernelCpu } = await import('../../../src/attention/sage/kernel-cpu.js');
+  const { randn: rn } = await import('../../../src/core/tensor.js');
+  const configs = [
+    {
+      granularity: 'per-thread',
+      pFormat: 'float8_e4m3fn',
+      vFormat: 'float8_e4m3fn',
+      smoothV: false,
+      pvAccum: 'fp32+fp22',
+    },
+    { granularity: 'per-block', pFormat: 'fp16', vFormat: 'fp16', smoothV: false, pvAccum: 'fp32+fp16' },
+    {
+      granularity: 'per-warp',
+      pFormat: 'float8_e5m2',
+      vFormat: 'float8_e5m2',
+      smoothV: true,
+      pvAccum: 'fp32',
+    },
+    { granularity: 'per-token', pFormat: 'int8', vFormat: 'int8', smoothV: false, pvAccum: 'fp32' },
+  ] as const;
+  for (const [i, cfg] of configs.entries()) {
+    const [B, H, N, D] = [1, 2, 160, 64];
+    const q = rn([B, H, N, D], { seed: 40 + i });
+    const k = rn([B, H, N, D], { seed: 50 + i });
+    const vData = (rn([B, H, N, D], { seed: 60 + i }).data as Float32Array).map((x, j) => x + ((j % D) % 4));
+    const v = tensor(vData, [B, H, N, D], 'float32');
+    const qk = quantizeQK(q, k, { quant: { kind: 'int8', granularity: cfg.granularity } });
+    const vq = quantizeV(v, { format: cfg.vFormat, smoothV: cfg.smoothV });
+    const causal = i % 2 === 1;
+    const cpu = sageKernelCpu(qk, vq, { pFormat: cfg.pFormat, pvAccum: cfg.pvAccum, causal });
+    for (const tier of rt.caps.tiers) {
+      if (tier === 'subgroup-matrix' && D % 32 !== 0) continue;
+      const vOperand =
+        cfg.vFormat === 'fp16'
+          ? upload(rt, vq.codes)
+          : { codes: upload(rt, vq.codes), scales: upload(rt, vq.scales), mean: upload(rt, vq.vMean) };
+      const out = await download(
+        sageKernelGpu(
+          { codes: upload(rt, qk.q.codes), scales: upload(rt, qk.q.scales) },
+          { codes: upload(rt, qk.k.codes), scales: upload(rt, qk.k.scales) },
+          vOperand,
+          { granularity: cfg.granularity, pFormat: cfg.pFormat, causal, tier },
+        ),
+      );
+      const err = metrics.relL1(out, cpu);
+      const cos = metrics.cosine(out, cpu);
+      assert.ok(
+        err < 5e-3 && cos > 0.99995,
+        `${JSON.stringify(cfg)} [${tier}]: relative L1 ${err}, cosine ${cos}`,
+      );
+    }
+  }
+});

@@ -1,0 +1,67 @@
+/**
+ * WGSL pieces for the quantized operands of SageAttention's PV product, shared by the scalar and the
+ * subgroup-matrix kernels: rounding P̃ to its format, and decoding one-byte V codes to exact values.
+ */
+
+/** Formats of V codes (one byte each) the kernels decode. */
+export type VCodeFormat = 'float8_e4m3fn' | 'float8_e5m2' | 'int8';
+
+/** Formats P̃ is rounded to in the kernels. */
+export type PQuantFormat = 'float8_e4m3fn' | 'float8_e5m2' | 'int8';
+
+/**
+ * log2 of the static range P̃ is scaled to before rounding, per format (p-quant.ts pExponentOffset:
+ * SA2's 8.807 for E4M3, the format max for E5M2, 127 for INT8), as WGSL literals.
+ */
+export const P_OFFSET: Record<PQuantFormat, string> = {
+  float8_e4m3fn: '8.807',
+  float8_e5m2: Math.log2(57344).toFixed(9),
+  int8: Math.log2(127).toFixed(9),
+};
+
+/**
+ * quantP(x), x ≥ 0: round to the format, nearest-even and saturating (`cvt.rn.satfinite`); INT8 P is
+ * round-half-even of the already scaled value. Normal values round on the float32 bits (dropping
+ * 20 or 21 mantissa bits with a tie-to-even bias), subnormals on the fixed step.
+ */
+export const PQUANT_WGSL: Record<PQuantFormat, string> = {
+  float8_e4m3fn: `
+fn quantP(x: f32) -> f32 {
+  if (x < 0.015625) { return round(x * 512.0) / 512.0; }
+  let b = bitcast<u32>(x);
+  return min(bitcast<f32>((b + 0x7ffffu + ((b >> 20u) & 1u)) & 0xfff00000u), 448.0);
+}`,
+  float8_e5m2: `
+fn quantP(x: f32) -> f32 {
+  if (x < 6.103515625e-05) { return round(x * 65536.0) / 65536.0; }
+  let b = bitcast<u32>(x);
+  return min(bitcast<f32>((b + 0xfffffu + ((b >> 21u) & 1u)) & 0xffe00000u), 57344.0);
+}`,
+  int8: `
+fn quantP(x: f32) -> f32 { return min(round(x), 127.0); }`,
+};
+
+/** decodeV(c): the value of the one-byte V code c (exact in f16 and f32). */
+export function vDecodeWgsl(format: VCodeFormat): string {
+  switch (format) {
+    case 'float8_e4m3fn':
+      return `
+fn decodeV(c: u32) -> f32 {
+  let e = (c >> 3u) & 15u;
+  let m = f32(c & 7u);
+  let mag = select(m / 512.0, exp2(f32(e) - 7.0) * (1.0 + m / 8.0), e > 0u);
+  return select(mag, -mag, (c & 0x80u) != 0u);
+}`;
+    case 'float8_e5m2':
+      // an E5M2 code is the top byte of the float16 with the same value
+      return `
+fn decodeV(c: u32) -> f32 { return unpack2x16float((c & 0xffu) << 8u).x; }`;
+    case 'int8':
+      return `
+fn decodeV(c: u32) -> f32 { return f32(extractBits(bitcast<i32>(c), 0u, 8u)); }`;
+  }
+}
+
+/** decodeV2(w): the two codes in w's low 16 bits as a packed f16 pair. Needs decodeV. */
+export const V2_DECODE_WGSL = `
+fn decodeV2(w: u32) -> u32 { return pack2x16float(vec2<f32>(decodeV(w & 0xffu), decodeV((w >> 8u) & 0xffu))); }`;
