@@ -1,6 +1,6 @@
 /**
- * SageAttention kernel speed on the best WebGPU adapter: the INT8-QK kernel (SA1-style INT8 QKᵀ with
- * f16 PV) from already-quantized operands, against sparq's dense f16 kernel on the same inputs' shapes
+ * SageAttention kernel speed on the best WebGPU adapter: the presets' kernels (INT8 QKᵀ; fp16 or E4M3
+ * P and V) from already-quantized operands, against sparq's dense f16 kernel on the same inputs' shapes
  * in the same run. TOPS = 4·B·H·N²·D / t, halved for causal; kernel time only (quantization excluded,
  * as the reference benchmarks do, sageattention.md §10).
  */
@@ -8,7 +8,7 @@ import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { planSageKernelGpu, scaleGroupRules } from '../src/attention/sage/kernel-gpu.js';
 import type { QKGranularity } from '../src/quant/types.js';
 import { describeAdapter } from '../src/gpu/capabilities.js';
-import { emptyGpu, upload, type GpuTensor } from '../src/gpu/gpu-tensor.js';
+import { GpuTensor, emptyGpu, upload } from '../src/gpu/gpu-tensor.js';
 import { Tensor } from '../src/core/tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
@@ -111,6 +111,8 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           const v16 = fill(rt, shape, 'float16', 3);
           const qc = fill(rt, shape, 'int8', 4);
           const kc = fill(rt, shape, 'int8', 5);
+          // random bytes as E4M3 V codes (timing only)
+          const vc = new GpuTensor(rt, fill(rt, shape, 'int8', 8).buffer, shape, 'float8_e4m3fn');
           const dense = await time(rt, planAttentionGpu(q16, k16, v16, { causal }), ctx.quick);
           const denseTops = flops / (dense.kernelMs * 1e-3) / 1e12;
           rows.push({
@@ -123,26 +125,47 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
             device,
             notes: `${dense.kernelMs.toFixed(3)} ms (${dense.method}); baseline of the rows below`,
           });
-          for (const granularity of ['per-thread', 'per-block'] as QKGranularity[]) {
+          // the presets' GPU kernels: SA1 (per-block INT8 QK, fp16 P and V) and SA2 / SA2++ (per-thread
+          // INT8 QK, E4M3 P, per-channel E4M3 V; the two differ only in V's range and in accumulators the
+          // GPU does not emulate, so they run the same kernel)
+          const presets = [
+            {
+              preset: 'sage1',
+              granularity: 'per-block' as QKGranularity,
+              pFormat: 'fp16' as const,
+              vCodes: false,
+            },
+            {
+              preset: 'sage2/sage2++',
+              granularity: 'per-thread' as QKGranularity,
+              pFormat: 'float8_e4m3fn' as const,
+              vCodes: true,
+            },
+          ];
+          for (const cfg of presets) {
+            const { granularity } = cfg;
             const rules = scaleGroupRules(granularity, tokens, tokens, tiles);
             // scales of unit-variance data (max ≈ 3.5 → δ ≈ 3.5/127); per-block Q scales fold σ·log2e in,
             // as their quantizer does, so every granularity sees logits of the same size
             const qFold = granularity === 'per-block' ? Math.LOG2E / Math.sqrt(headDim) : 1;
             const qs = scaleTensor(rt, [B, H, rules.q.groups], (3.5 / 127) * qFold);
             const ks = scaleTensor(rt, [B, H, rules.k.groups], 3.5 / 127);
-            const plan = planSageKernelGpu({ codes: qc, scales: qs }, { codes: kc, scales: ks }, v16, {
+            const vScales = scaleTensor(rt, [B, H, headDim], 1 / 128);
+            const v = cfg.vCodes ? { codes: vc, scales: vScales } : v16;
+            const plan = planSageKernelGpu({ codes: qc, scales: qs }, { codes: kc, scales: ks }, v, {
               causal,
               granularity,
+              pFormat: cfg.pFormat,
             });
             const tier = plan.tier;
             const t = await time(rt, plan, ctx.quick);
             const tops = flops / (t.kernelMs * 1e-3) / 1e12;
             console.error(
-              `${label} ${granularity} [${tier}] ${t.kernelMs.toFixed(3)} ms ${tops.toFixed(1)} TOPS (dense ${denseTops.toFixed(1)})`,
+              `${label} ${cfg.preset} [${tier}] ${t.kernelMs.toFixed(3)} ms ${tops.toFixed(1)} TOPS (dense ${denseTops.toFixed(1)})`,
             );
             rows.push({
               area: 'sage',
-              name: `INT8 QK (${granularity}) + f16 PV ${label} kernel`,
+              name: `${cfg.preset} kernel (INT8 ${granularity} QK, ${cfg.pFormat} P, ${cfg.vCodes ? 'E4M3' : 'f16'} V) ${label}`,
               value: tops,
               unit: 'TOPS',
               backend: 'webgpu',
@@ -150,10 +173,9 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               device,
               notes: `${t.kernelMs.toFixed(3)} ms (${t.method}); ${(tops / denseTops).toFixed(2)}× sparq dense f16 in the same run`,
             });
-            qs.destroy();
-            ks.destroy();
+            for (const x of [qs, ks, vScales]) x.destroy();
           }
-          for (const x of [q16, k16, v16, qc, kc]) x.destroy();
+          for (const x of [q16, k16, v16, qc, kc, vc]) x.destroy();
         }
   } finally {
     rt.release();
