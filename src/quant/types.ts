@@ -77,10 +77,12 @@ export interface QuantizedTensor {
 }
 
 /**
- * Logits from the result, for query row i of head h and key j of kv head kvHeadOf(h), in log2 units
- * (sageattention.md §2): S₂ = Σ_d q.codes·k.codes × δ_Q(i) × δ_K(j) × (smScaleFolded ? 1 : σ·log2e)
- * + ΔS[blockOf(i), j]·σ·log2e, where δ_Q(i) = q.scales[b, h, qkScaleIndex('q', …, i)] and δ_K(j)
- * likewise (int kinds), or the group scale of the channel block (nvfp4/mxfp4).
+ * What quantizeQK returns. The kernel's logit for query row i (head h) and key j (kv head
+ * kvHeadOf(h)), in log2 units (sageattention.md §2), is
+ *   S₂(i, j) = Σ_d q̂(i, d)·k̂(j, d) × (smScaleFolded ? 1 : σ·log2e) + ΔS[⌊i/blockQ⌋, j] × σ·log2e,
+ * where x̂ = code × scale of that element. For int8/int4 the scale is constant along a row —
+ * δ_Q(i) = q.scales[b, h, qkScaleIndex('q', granularity, i, tiling)], δ_K(j) likewise — so the sum is
+ * S_int32 × δ_Q(i) × δ_K(j). For nvfp4/mxfp4 it is the scale of the element's channel group.
  */
 export interface QuantizedQK {
   q: QuantizedTensor;
@@ -109,7 +111,8 @@ export interface QuantizeVOptions {
   format?: PVFormat;
   /**
    * Largest quantized magnitude per channel for FP8/INT8 V: 448 (E4M3 default), 57344 (E5M2), 127
-   * (INT8), or 2.25 for SA2++'s FP16-accumulation range limit (sageattention.md §5).
+   * (INT8), or 2.25 for SA2++'s FP16-accumulation range limit (sageattention.md §5). Must lie in
+   * (0, format max]; 'fp16' and 'nvfp4' reject it.
    */
   scaleMax?: number;
   /** Subtract the per-(batch, kv-head) token mean first and add it back to O (SA2 §3.4). Default false. */
