@@ -208,12 +208,13 @@ function deltaS(qMean: Tensor<'float32'>, kSmoothed: Tensor, layout: Layout): Te
   return new Tensor(out, [batch, heads, blocks, kd.tokens], 'float32');
 }
 
-/** quant 'none': the values as float32 codes with unit per-token scales [B, H, N]. */
+/**
+ * quant 'none': the values as float32 codes (always a copy, never the caller's storage) with unit
+ * per-token scales [B, H, N].
+ */
 function unquantized(x: Tensor, batch: number, heads: number, tokens: number): QuantizedTensor {
-  const codes =
-    x.dtype === 'float32' ? (x as Tensor<'float32'>) : new Tensor(x.toFloat32(), x.shape, 'float32');
   return {
-    codes,
+    codes: new Tensor(x.toFloat32(), x.shape, 'float32'),
     scales: new Tensor(new Float32Array(batch * heads * tokens).fill(1), [batch, heads, tokens], 'float32'),
   };
 }

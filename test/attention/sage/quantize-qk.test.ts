@@ -321,6 +321,10 @@ test("quant 'none': the smoothed values as float32 codes with unit per-token sca
   assert.deepEqual([...(r.qMean?.data ?? [])], [4, 5]);
   // ΔS = q̄·γ(K): (4, 5)·(-1, -1) = -9 and (4, 5)·(1, 1) = 9
   assert.deepEqual([...(r.deltaS?.data ?? [])], [-9, 9]);
+  // without smoothing the codes are a copy of the input, not the caller's storage
+  const raw = quantizeQK(k, k, { quant: { kind: 'none' }, smoothK: false });
+  assert.deepEqual([...raw.k.codes.data], [1, 0, 3, 2]);
+  assert.notEqual(raw.k.codes.data, k.data);
 });
 
 test('NHD layout: codes in NHD, the same scales, kMean and ΔS as HND', () => {
