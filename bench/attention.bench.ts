@@ -71,13 +71,8 @@ function flops(s: Shape): number {
 /** Tile variants of the tensor-core kernel swept by `--filter sweep`. */
 const SWEEP: Partial<MmaFlashConfig>[] = [
   {},
-  { staging: 'direct' },
-  { staging: 'direct', aliasP: true },
-  { staging: 'direct', aliasP: true, warps: 6 },
+  { tau: 8 },
   { staging: 'direct', aliasP: true, warps: 8 },
-  { staging: 'direct', aliasP: true, warps: 12 },
-  { staging: 'direct', aliasP: true, warps: 16 },
-  { staging: 'direct', aliasP: true, warps: 8, blockK: 48 },
   { staging: 'prefetch', aliasP: true, warps: 12 },
 ];
 

@@ -145,11 +145,13 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           for (const cfg of presets) {
             const { granularity } = cfg;
             const rules = scaleGroupRules(granularity, tokens, tokens, tiles);
-            // scales of unit-variance data (max ≈ 3.5 → δ ≈ 3.5/127); per-block Q scales fold σ·log2e in,
-            // as their quantizer does, so every granularity sees logits of the same size
-            const qFold = granularity === 'per-block' ? Math.LOG2E / Math.sqrt(headDim) : 1;
-            const qs = scaleTensor(rt, [B, H, rules.q.groups], (3.5 / 127) * qFold);
-            const ks = scaleTensor(rt, [B, H, rules.k.groups], 3.5 / 127);
+            // scales that give logits of std ≈ 1.5 in log2 units (as unit-variance q, k at σ = 1/√D do) for
+            // uniform random codes (std ≈ 73): δ² · 73² · √D · σ·log2e = 1.5; per-block Q scales fold σ·log2e
+            const sigmaLog2e = Math.LOG2E / Math.sqrt(headDim);
+            const delta = Math.sqrt(1.5 / (sigmaLog2e * 73 * 73 * Math.sqrt(headDim)));
+            const qFold = granularity === 'per-block' ? sigmaLog2e : 1;
+            const qs = scaleTensor(rt, [B, H, rules.q.groups], delta * qFold);
+            const ks = scaleTensor(rt, [B, H, rules.k.groups], delta);
             const vScales = scaleTensor(rt, [B, H, headDim], 1 / 128);
             const v = cfg.vCodes ? { codes: vc, scales: vScales } : v16;
             const plan = planSageKernelGpu({ codes: qc, scales: qs }, { codes: kc, scales: ks }, v, {
