@@ -35,9 +35,24 @@ export interface SageKernelOptions {
    * the input q after the kernel (§6.4, `lse_correction = q @ km`), which no quantized operand holds.
    */
   q?: Tensor;
+  /**
+   * Keys per online-softmax step (default: the quantizers' blockK, the reference kernels' CTA_K). The
+   * running max that P̃ is quantized against, and the PV accumulation block, advance once per step,
+   * so low-bit P depends on it: the reference is 64 on sm89 and 128 on sm90; sparq's WebGPU kernels
+   * step every 32 keys (kernel-gpu.ts), and `tileK: 32` reproduces them.
+   */
+  tileK?: number;
 }
 
-const OPTION_KEYS: readonly string[] = ['causal', 'causalAlignment', 'returnLse', 'pFormat', 'pvAccum', 'q'];
+const OPTION_KEYS: readonly string[] = [
+  'causal',
+  'causalAlignment',
+  'returnLse',
+  'pFormat',
+  'pvAccum',
+  'q',
+  'tileK',
+];
 
 export function sageKernelCpu(
   qk: QuantizedQK,
@@ -79,7 +94,13 @@ export function sageKernelCpu(
 ): AttentionResult<Tensor<'float32'>> {
   const k = resolveKernel(qk, v, opts);
   const { batch, headsQ, headsKv, tokensQ, tokensKv, headDim: d, layout } = k;
-  const { blockQ, blockK } = qk.options;
+  const { blockQ } = qk.options;
+  const blockK = opts.tileK ?? qk.options.blockK;
+  if (!Number.isInteger(blockK) || blockK <= 0 || (k.pFormat === 'nvfp4' && blockK % 16 !== 0)) {
+    throw new UnsupportedOptionError(
+      `tileK must be a positive integer (a multiple of 16 with NVFP4 P); got ${JSON.stringify(opts.tileK)}`,
+    );
+  }
   const qVals = valuesHnd(qk.q.codes, layout);
   const kVals = valuesHnd(qk.k.codes, layout);
   const qScale = tokenGroupScales(qk, 'q', tokensQ, d);

@@ -6,7 +6,8 @@
  */
 import { UnsupportedOptionError } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
-import { isGpuTensor } from '../../gpu/gpu-tensor.js';
+import { type GpuTensor, isGpuTensor } from '../../gpu/gpu-tensor.js';
+import { sageAttentionGpu } from './sage-attention-gpu.js';
 import { type AttentionResult, type AttentionWithLse, assertFiniteInputs } from '../options.js';
 import { sageKernelCpu } from './kernel-cpu.js';
 import { type SageOptions, quantizeQKOptions, quantizeVOptions, resolveSageOptions } from './options.js';
@@ -31,11 +32,30 @@ export function sageAttention(
   v: Tensor,
   opts?: SageOptions,
 ): AttentionResult<Tensor<'float32'>>;
+export function sageAttention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: SageOptions & { returnLse: true },
+): AttentionWithLse<GpuTensor<'float32'>>;
+export function sageAttention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts?: SageOptions & { returnLse?: false },
+): GpuTensor<'float32'>;
+export function sageAttention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts?: SageOptions,
+): AttentionResult<GpuTensor<'float32'>>;
 /**
  * softmax(σ·QKᵀ)·V computed as SageAttention does (preset 'sage1', 'sage2' (default), 'sage2++' or
- * 'sage3', each step overridable; see SageOptions and presets.ts), emulated on the CPU. Host tensors
- * of float32/float64/float16/bfloat16 in; float32 out in the input layout, with the natural-log LSE
- * [B, Hq, Nq] when `returnLse` is set.
+ * 'sage3', each step overridable; see SageOptions and presets.ts). Host tensors (float32/float64/
+ * float16/bfloat16) run the CPU emulation; GPU tensors (float16/float32) run every step on WebGPU
+ * for the INT8 presets (sage-attention-gpu.ts says what runs there). Float32 out in the input layout,
+ * with the natural-log LSE [B, Hq, Nq] when `returnLse` is set.
  *
  * Hard inputs: fully masked rows give zeros and LSE −∞; all-zero groups and channels give zeros (the
  * quantizers' epsilon guards). Finite inputs never give NaN. fp16 accumulation without the SA2++ range
@@ -48,28 +68,33 @@ export function sageAttention(
  * mean with smoothQ (the rows of the block). Rows that share nothing with it stay finite.
  */
 export function sageAttention(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
+  q: Tensor | GpuTensor,
+  k: Tensor | GpuTensor,
+  v: Tensor | GpuTensor,
   opts: SageOptions = {},
-): AttentionResult<Tensor<'float32'>> {
-  if ([q, k, v].some(isGpuTensor)) {
-    throw new UnsupportedOptionError(
-      'sageAttention runs on host tensors for now: the WebGPU path (GPU quantizers feeding sageKernelGpu) ' +
-        'is not available yet. download() the tensors, or call sageKernelGpu with INT8 codes you quantized.',
-    );
+): AttentionResult<Tensor<'float32'>> | AttentionResult<GpuTensor<'float32'>> {
+  const onGpu = [q, k, v].map(isGpuTensor);
+  if (onGpu.some(Boolean)) {
+    if (!onGpu.every(Boolean)) {
+      throw new UnsupportedOptionError(
+        'q, k and v must all be host tensors or all GPU tensors; use upload() or download() to move them',
+      );
+    }
+    const [gq, gk, gv] = [q, k, v] as GpuTensor[];
+    return sageAttentionGpu(gq, gk, gv, resolveSageOptions(gq, gk, gv, opts));
   }
-  const resolved = resolveSageOptions(q, k, v, opts);
+  const [hq, hk, hv] = [q, k, v] as Tensor[];
+  const resolved = resolveSageOptions(hq, hk, hv, opts);
   const { problem, config } = resolved;
-  if (problem.nanPolicy === 'error') assertFiniteInputs({ q, k, v });
-  const qk = quantizeQK(q, k, quantizeQKOptions(resolved));
-  const vq = quantizeV(v, quantizeVOptions(resolved));
+  if (problem.nanPolicy === 'error') assertFiniteInputs({ q: hq, k: hk, v: hv });
+  const qk = quantizeQK(hq, hk, quantizeQKOptions(resolved));
+  const vq = quantizeV(hv, quantizeVOptions(resolved));
   return sageKernelCpu(qk, vq, {
     causal: problem.causal,
     causalAlignment: problem.causalAlignment,
     returnLse: problem.returnLse,
     pFormat: config.pFormat,
     pvAccum: config.pvAccum,
-    q,
+    q: hq,
   });
 }

@@ -198,11 +198,11 @@ test('INT8 Q/K kernel rejects bad operands with typed errors', { skip }, () => {
 });
 
 /**
- * The GPU kernel against sparq's CPU SageAttention kernel on the same quantized operands: INT8 Q/K of
- * each granularity, P in fp16 / E4M3 / E5M2 / INT8, V in fp16 or per-channel FP8/INT8 codes, with and
- * without V smoothing. The GPU accumulates PV in f32 while the CPU models the reference accumulators
- * (FP22, fp16), and exp2 is approximate on GPUs, so a P̃ next to a rounding boundary of its format can
- * round the other way: agreement is to a fraction of the formats' own error, not bit for bit.
+ * The GPU kernel against sparq's CPU SageAttention kernel on the same quantized operands, with the
+ * CPU stepping its online softmax every 32 keys as the GPU kernels do: INT8 Q/K of each granularity,
+ * P in fp16 / E4M3 / E5M2 / INT8, V in fp16 or per-channel FP8/INT8 codes, with and without V
+ * smoothing. The GPU accumulates PV in f32 where the CPU models the reference accumulators (FP22,
+ * fp16) and its exp2 is approximate, so the two agree to float rounding, not bit for bit.
  */
 test('INT8 Q/K kernel with quantized P and V equals the CPU SageAttention kernel', { skip }, async () => {
   const { quantizeQK } = await import('../../../src/attention/sage/quantize-qk.js');
@@ -236,7 +236,8 @@ test('INT8 Q/K kernel with quantized P and V equals the CPU SageAttention kernel
     const qk = quantizeQK(q, k, { quant: { kind: 'int8', granularity: cfg.granularity } });
     const vq = quantizeV(v, { format: cfg.vFormat, smoothV: cfg.smoothV });
     const causal = i % 2 === 1;
-    const cpu = sageKernelCpu(qk, vq, { pFormat: cfg.pFormat, pvAccum: cfg.pvAccum, causal });
+    // the WebGPU kernels advance the running max (and the PV block) every 32 keys
+    const cpu = sageKernelCpu(qk, vq, { pFormat: cfg.pFormat, pvAccum: cfg.pvAccum, causal, tileK: 32 });
     for (const tier of rt.caps.tiers) {
       if (tier === 'subgroup-matrix' && D % 32 !== 0) continue;
       const vOperand =
@@ -253,8 +254,9 @@ test('INT8 Q/K kernel with quantized P and V equals the CPU SageAttention kernel
       );
       const err = metrics.relL1(out, cpu);
       const cos = metrics.cosine(out, cpu);
+      // fp16 P rounds against a different (lazily moved) reference max on the GPU: f16 rounding apart
       assert.ok(
-        err < 5e-3 && cos > 0.99995,
+        err < 1e-3 && cos > 0.999999,
         `${JSON.stringify(cfg)} [${tier}]: relative L1 ${err}, cosine ${cos}`,
       );
     }

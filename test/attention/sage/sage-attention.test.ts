@@ -221,7 +221,7 @@ test('bad input gives typed errors', () => {
     () => sageAttention(gpu as never, k, v),
     (e: unknown) => {
       assert.ok(e instanceof UnsupportedOptionError);
-      assert.match(e.message, /WebGPU path .* is not available yet/);
+      assert.match(e.message, /all be host tensors or all GPU tensors/);
       return true;
     },
   );

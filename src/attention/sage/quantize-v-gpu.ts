@@ -1,0 +1,127 @@
+/**
+ * SageAttention's V preprocessing on WebGPU: per-channel FP8/INT8 quantization (SA2 §3.3;
+ * quant/channel-quant.ts has the rules): amax_c over all tokens of (V − v̄), δ_V[c] = amax_c/scaleMax,
+ * code = format(v · (scaleMax/amax_c)), nearest-even and saturating; an all-zero channel gives scale 0
+ * and codes 0. Matches the CPU quantizer within float rounding (WGSL's f32 division).
+ */
+import { UnsupportedOptionError } from '../../core/errors.js';
+import { BUFFER_USAGE, emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
+import { layoutStrides } from '../flash-params.js';
+import type { VCodeFormat } from '../flash-wgsl-formats.js';
+
+const THREADS = 256;
+
+/** encodeV(x): the one-byte code of x in the format, nearest-even, saturating at the format's max. */
+const ENCODE_WGSL: Record<VCodeFormat, string> = {
+  float8_e4m3fn: `
+fn encodeV(x: f32) -> u32 {
+  let s = select(0u, 0x80u, x < 0.0);
+  let a = min(abs(x), 448.0);
+  if (a < 0.015625) { return s | u32(round(a * 512.0)); }
+  let r = (bitcast<u32>(a) + 0x7ffffu + ((bitcast<u32>(a) >> 20u) & 1u)) & 0xfff00000u;
+  return s | min((((r >> 23u) - 120u) << 3u) | ((r >> 20u) & 7u), 0x7eu);
+}`,
+  float8_e5m2: `
+fn encodeV(x: f32) -> u32 {
+  let s = select(0u, 0x80u, x < 0.0);
+  let a = min(abs(x), 57344.0);
+  if (a < 6.103515625e-05) { return s | u32(round(a * 65536.0)); }
+  let r = (bitcast<u32>(a) + 0xfffffu + ((bitcast<u32>(a) >> 21u) & 1u)) & 0xffe00000u;
+  return s | min((((r >> 23u) - 112u) << 2u) | ((r >> 21u) & 3u), 0x7bu);
+}`,
+  int8: `
+fn encodeV(x: f32) -> u32 { return u32(i32(clamp(round(x), -127.0, 127.0))) & 0xffu; }`,
+};
+
+function channelQuantWgsl(input: 'f16' | 'f32', D: number, format: VCodeFormat): string {
+  return /* wgsl */ `
+struct U { heads: u32, tokens: u32, tokenStride: u32, headStride: u32, batchStride: u32, useMean: u32, scaleMax: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> P: U;
+@group(0) @binding(1) var<storage, read> X: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(2) var<storage, read> Mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Codes: array<u32>;
+@group(0) @binding(4) var<storage, read_write> Scales: array<f32>;
+var<workgroup> mul: array<f32, ${D}>;
+${ENCODE_WGSL[format]}
+fn ld(e: u32) -> f32 {
+  ${input === 'f16' ? 'let w = unpack2x16float(X[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return X[e];'}
+}
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let b = wid.y;
+  let h = wid.x;
+  let base = b * P.batchStride + h * P.headStride;
+  let c0 = (b * P.heads + h) * ${D}u;
+  if (tid < ${D}u) {
+    let m = select(0.0, Mean[c0 + tid], P.useMean != 0u);
+    var amax = 0.0;
+    for (var n = 0u; n < P.tokens; n++) { amax = max(amax, abs(ld(base + n * P.tokenStride + tid) - m)); }
+    Scales[c0 + tid] = amax / P.scaleMax;
+    mul[tid] = select(0.0, P.scaleMax / amax, amax > 0.0);
+  }
+  workgroupBarrier();
+  // four channels of one token per word
+  for (var e = tid; e < P.tokens * ${D / 4}u; e += ${THREADS}u) {
+    let n = e / ${D / 4}u;
+    let d0 = (e % ${D / 4}u) * 4u;
+    var word = 0u;
+    for (var i = 0u; i < 4u; i++) {
+      let m = select(0.0, Mean[c0 + d0 + i], P.useMean != 0u);
+      word |= encodeV((ld(base + n * P.tokenStride + d0 + i) - m) * mul[d0 + i]) << (8u * i);
+    }
+    Codes[(base + n * P.tokenStride + d0) / 4u] = word;
+  }
+}`;
+}
+
+/** Records per-channel quantization of V; returns codes (V's layout, dtype = format) and scales [B, H, D]. */
+export function recordQuantizeVGpu(
+  v: GpuTensor,
+  opts: { layout: 'HND' | 'NHD'; format: VCodeFormat; scaleMax: number; mean?: GpuTensor<'float32'> },
+  pass: GPUComputePassEncoder,
+): { codes: GpuTensor; scales: GpuTensor<'float32'>; release: () => void } {
+  const [b, x, y, D] = v.shape;
+  const [B, H, N] = opts.layout === 'HND' ? [b, x, y] : [b, y, x];
+  if (D % 4 !== 0 || D > THREADS) {
+    throw new UnsupportedOptionError(
+      `GPU V quantization needs a head dim that is a multiple of 4 up to ${THREADS}; got ${D}`,
+    );
+  }
+  if (v.dtype !== 'float16' && v.dtype !== 'float32') {
+    throw new UnsupportedOptionError(`GPU V quantization takes float16 or float32 V; got ${v.dtype}`);
+  }
+  const runtime = v.runtime;
+  const codes = emptyGpu(runtime, v.shape, opts.format, 'V codes', 512);
+  const scales = emptyGpu(runtime, [B, H, D], 'float32', 'V scales');
+  const st = layoutStrides(opts.layout, H, N, D);
+  const words = new ArrayBuffer(32);
+  new Uint32Array(words).set([H, N, st.token, st.head, st.batch, opts.mean ? 1 : 0]);
+  new Float32Array(words)[6] = opts.scaleMax;
+  const params = runtime.createBuffer(32, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'V quant params');
+  runtime.device.queue.writeBuffer(params, 0, words);
+  const placeholder = opts.mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
+  const pipeline = runtime.pipeline(channelQuantWgsl(v.dtype === 'float16' ? 'f16' : 'f32', D, opts.format));
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(
+    0,
+    runtime.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: params } },
+        { binding: 1, resource: { buffer: v.buffer } },
+        { binding: 2, resource: { buffer: opts.mean?.buffer ?? (placeholder as GPUBuffer) } },
+        { binding: 3, resource: { buffer: codes.buffer } },
+        { binding: 4, resource: { buffer: scales.buffer } },
+      ],
+    }),
+  );
+  pass.dispatchWorkgroups(H, B);
+  return {
+    codes,
+    scales,
+    release: () => {
+      params.destroy();
+      placeholder?.destroy();
+    },
+  };
+}

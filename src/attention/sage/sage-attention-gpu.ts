@@ -1,0 +1,183 @@
+/**
+ * `sageAttention` on GPU tensors: the same composition as on the host — smooth → quantize → kernel →
+ * finalize — with every step on the GPU, recorded into one compute pass: K (and V) token means,
+ * INT8 Q/K group quantization, per-channel FP8/INT8 V quantization, the kernel (kernel-gpu.ts), and the
+ * LSE's smoothing correction σ·(q·k̄) (sageattention.md §6.4).
+ *
+ * What runs here: INT8 Q/K of every granularity with K smoothing, P and V in fp16, E4M3, E5M2 or INT8,
+ * V smoothing — the sage1, sage2 and sage2++ presets. The GPU accumulates PV in f32 whatever
+ * `pvAccum` says (the FP22 and fp16 accumulators are CPU models of the reference hardware), so results
+ * agree with the CPU pipeline to the accuracy of those accumulators, and SA2++'s fp16 overflow without
+ * range limits cannot happen here. INT4 Q/K, NVFP4/MXFP4 (sage3) and Q smoothing run on the CPU backend.
+ */
+import { UnsupportedOptionError } from '../../core/errors.js';
+import { BUFFER_USAGE, type GpuTensor } from '../../gpu/gpu-tensor.js';
+import { log2eSmScale } from '../../quant/sm-scale-fold.js';
+import { layoutStrides } from '../flash-params.js';
+import type { VCodeFormat } from '../flash-wgsl-formats.js';
+import type { AttentionWithLse } from '../options.js';
+import { planSageKernelGpu, scaleGroupRules, type VOperand } from './kernel-gpu.js';
+import type { ResolvedSage } from './options.js';
+import { recordQuantizeInt8Gpu, recordTokenMeanGpu } from './quantize-qk-gpu.js';
+import { recordQuantizeVGpu } from './quantize-v-gpu.js';
+
+/** Why a resolved configuration cannot run on the GPU, or undefined when it can. */
+export function gpuUnsupportedReason({ config }: ResolvedSage): string | undefined {
+  if (config.qk.kind !== 'int8') return `Q/K quantization '${config.qk.kind}' (only INT8 runs on the GPU)`;
+  if (config.smoothQ) return 'smoothQ (ΔS is not on the GPU)';
+  if (config.pFormat === 'nvfp4' || config.vFormat === 'nvfp4') return 'NVFP4 P/V';
+  return undefined;
+}
+
+/** LSE += σ·(q·k̄) per row (the K-smoothing correction), in place. */
+function lseCorrectionWgsl(input: 'f16' | 'f32', D: number): string {
+  return /* wgsl */ `
+struct U { heads: u32, headsKv: u32, tokens: u32, tokenStride: u32, headStride: u32, batchStride: u32, smScale: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> P: U;
+@group(0) @binding(1) var<storage, read> Q: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(2) var<storage, read> KMean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Lse: array<f32>;
+fn ld(e: u32) -> f32 {
+  ${input === 'f16' ? 'let w = unpack2x16float(Q[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return Q[e];'}
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.x;
+  let h = gid.y;
+  let b = gid.z;
+  if (n >= P.tokens) { return; }
+  let q0 = b * P.batchStride + h * P.headStride + n * P.tokenStride;
+  let m0 = (b * P.headsKv + h / (P.heads / P.headsKv)) * ${D}u;
+  var dot = 0.0;
+  for (var d = 0u; d < ${D}u; d++) { dot += ld(q0 + d) * KMean[m0 + d]; }
+  let i = (b * P.heads + h) * P.tokens + n;
+  Lse[i] = Lse[i] + P.smScale * dot;
+}`;
+}
+
+export function sageAttentionGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  resolved: ResolvedSage,
+): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
+  const why = gpuUnsupportedReason(resolved);
+  if (why) {
+    throw new UnsupportedOptionError(
+      `this SageAttention configuration needs ${why}, which runs on the CPU backend only; download() the tensors or use preset 'sage1', 'sage2' or 'sage2++'`,
+    );
+  }
+  const { problem: p, config } = resolved;
+  if (p.nanPolicy === 'error') {
+    throw new UnsupportedOptionError("nanPolicy 'error' scans host tensors; GPU tensors are not read back");
+  }
+  for (const t of [k, v]) {
+    if (t.runtime !== q.runtime) throw new UnsupportedOptionError('q, k and v must live on one GPU runtime');
+  }
+  const runtime = q.runtime;
+  const granularity = config.qk.kind === 'int8' ? config.qk.granularity : 'per-thread';
+  const tiles = { blockQ: config.blockQ, warpQ: config.warpQ, blockK: config.blockK, warpK: config.warpK };
+  const rules = scaleGroupRules(granularity, p.tokensQ, p.tokensKv, tiles);
+  const releases: (() => void)[] = [];
+  const temporaries: GpuTensor[] = [];
+
+  const enc = runtime.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  let kMean: GpuTensor<'float32'> | undefined;
+  if (config.smoothK) {
+    const m = recordTokenMeanGpu(k, p.layout, pass);
+    kMean = m.mean;
+    releases.push(m.release);
+    temporaries.push(m.mean);
+  }
+  const prescale = granularity === 'per-block' ? log2eSmScale(p.smScale) : 1;
+  const qq = recordQuantizeInt8Gpu(
+    q,
+    { layout: p.layout, granularity, rule: rules.q, rounding: config.rounding, prescale },
+    pass,
+  );
+  const kq = recordQuantizeInt8Gpu(
+    k,
+    { layout: p.layout, granularity, rule: rules.k, rounding: config.rounding, prescale: 1, mean: kMean },
+    pass,
+  );
+  releases.push(qq.release, kq.release);
+  temporaries.push(qq.codes, qq.scales, kq.codes, kq.scales);
+
+  let vOperand: VOperand = v;
+  if (config.vFormat !== 'fp16') {
+    let vMean: GpuTensor<'float32'> | undefined;
+    if (config.smoothV) {
+      const m = recordTokenMeanGpu(v, p.layout, pass);
+      vMean = m.mean;
+      releases.push(m.release);
+      temporaries.push(m.mean);
+    }
+    const vq = recordQuantizeVGpu(
+      v,
+      {
+        layout: p.layout,
+        format: config.vFormat as VCodeFormat,
+        scaleMax: config.vScaleMax ?? 448,
+        mean: vMean,
+      },
+      pass,
+    );
+    releases.push(vq.release);
+    temporaries.push(vq.codes, vq.scales);
+    vOperand = { codes: vq.codes, scales: vq.scales, mean: vMean };
+  } else if (config.smoothV) {
+    throw new UnsupportedOptionError(
+      'smoothV with fp16 V runs on the CPU backend only; use an FP8 or INT8 vFormat',
+    );
+  }
+
+  const plan = planSageKernelGpu(
+    { codes: qq.codes, scales: qq.scales },
+    { codes: kq.codes, scales: kq.scales },
+    vOperand,
+    {
+      layout: p.layout,
+      causal: p.causal,
+      causalAlignment: p.causalAlignment,
+      smScale: p.smScale,
+      returnLse: p.returnLse,
+      granularity,
+      pFormat: config.pFormat as 'fp16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8',
+      ...tiles,
+    },
+  );
+  plan.record(pass);
+  if (p.returnLse && kMean && p.tokensQ > 0) {
+    const st = layoutStrides(p.layout, p.headsQ, p.tokensQ, p.headDim);
+    const words = new ArrayBuffer(32);
+    new Uint32Array(words).set([p.headsQ, p.headsKv, p.tokensQ, st.token, st.head, st.batch]);
+    new Float32Array(words)[6] = p.smScale;
+    const params = runtime.createBuffer(32, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'lse correction');
+    runtime.device.queue.writeBuffer(params, 0, words);
+    const pipeline = runtime.pipeline(lseCorrectionWgsl(q.dtype === 'float16' ? 'f16' : 'f32', p.headDim));
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(
+      0,
+      runtime.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: params } },
+          { binding: 1, resource: { buffer: q.buffer } },
+          { binding: 2, resource: { buffer: kMean.buffer } },
+          { binding: 3, resource: { buffer: plan.lse.buffer } },
+        ],
+      }),
+    );
+    pass.dispatchWorkgroups(Math.ceil(p.tokensQ / 64), p.headsQ, p.batch);
+    releases.push(() => params.destroy());
+  }
+  pass.end();
+  runtime.device.queue.submit([enc.finish()]);
+  plan.destroyTemporaries();
+  for (const r of releases) r();
+  for (const t of temporaries) t.destroy();
+  if (p.returnLse) return { out: plan.out, lse: plan.lse };
+  plan.lse.destroy();
+  return plan.out;
+}

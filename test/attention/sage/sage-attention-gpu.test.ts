@@ -1,0 +1,118 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randn, tensor } from '../../../src/core/tensor.js';
+import { download, upload } from '../../../src/gpu/gpu-tensor.js';
+import type { GpuRuntime } from '../../../src/gpu/runtime.js';
+import { sageAttention } from '../../../src/attention/sage/sage-attention.js';
+import { recordQuantizeVGpu } from '../../../src/attention/sage/quantize-v-gpu.js';
+import { quantizePerChannel } from '../../../src/quant/channel-quant.js';
+import { metrics } from '../../../src/attention/metrics.js';
+import { attentionReference } from '../../../src/attention/reference.js';
+import {
+  quantizeQKOptions,
+  quantizeVOptions,
+  resolveSageOptions,
+} from '../../../src/attention/sage/options.js';
+import { quantizeQK } from '../../../src/attention/sage/quantize-qk.js';
+import { quantizeV } from '../../../src/attention/sage/quantize-v.js';
+import { sageKernelCpu } from '../../../src/attention/sage/kernel-cpu.js';
+import { UnsupportedOptionError } from '../../../src/core/errors.js';
+import { testGpu } from '../../gpu/harness.js';
+
+const gpu = await testGpu();
+const skip = typeof gpu === 'string' ? gpu : false;
+const rt = gpu as GpuRuntime;
+
+test('GPU per-channel V quantization equals the CPU quantizer within float rounding', { skip }, async () => {
+  for (const [format, scaleMax] of [
+    ['float8_e4m3fn', 448],
+    ['float8_e4m3fn', 2.25],
+    ['float8_e5m2', 57344],
+    ['int8', 127],
+  ] as const) {
+    const shape = [2, 70, 3, 32]; // NHD
+    const data = (randn(shape, { seed: 3 }).data as Float32Array).map((x, i) =>
+      i % 32 === 5 ? 0 : x * (1 + (i % 7)),
+    );
+    const v = tensor(data, shape, 'float32');
+    const enc = rt.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    const res = recordQuantizeVGpu(upload(rt, v), { layout: 'NHD', format, scaleMax }, pass);
+    pass.end();
+    rt.device.queue.submit([enc.finish()]);
+    const codes = await download(res.codes);
+    const scales = await download(res.scales);
+    res.release();
+    const cpu = quantizePerChannel(v, { format, scaleMax, layout: 'NHD' });
+    (cpu.scales.data as Float32Array).forEach((s, i) =>
+      assert.ok(Math.abs((scales.data as Float32Array)[i] - s) <= 1e-6 * s, `${format} scale ${i}`),
+    );
+    let off = 0;
+    (cpu.codes.data as Uint8Array).forEach((c, i) => {
+      if (codes.data[i] !== c) off++;
+    });
+    // an all-zero channel (channel 5) gives scale 0 and codes 0 on both; others may differ only where
+    // v·(scaleMax/amax) lies within float rounding of a rounding boundary
+    assert.ok(off <= codes.size * 2e-3, `${format} (max ${scaleMax}): ${off} of ${codes.size} codes differ`);
+  }
+});
+
+test(
+  'sageAttention on GPU tensors: every step on the GPU equals the CPU steps (sage1, sage2, sage2++)',
+  { skip },
+  async () => {
+    const [B, H, N, D] = [1, 2, 200, 64];
+    const q = randn([B, H, N, D], { seed: 11 });
+    const k = tensor(
+      (randn([B, H, N, D], { seed: 12 }).data as Float32Array).map((x, i) => x + 3 * ((i % D) % 2)),
+      [B, H, N, D],
+      'float32',
+    );
+    const v = randn([B, H, N, D], { seed: 13 });
+    const ref = attentionReference(q, k, v, { returnLse: true });
+    for (const preset of ['sage1', 'sage2', 'sage2++'] as const) {
+      for (const causal of [false, true]) {
+        // the CPU steps with the GPU kernels' 32-key softmax step (kernel-cpu.ts tileK)
+        const resolved = resolveSageOptions(q, k, v, { preset, causal, returnLse: true });
+        const qk = quantizeQK(q, k, quantizeQKOptions(resolved));
+        const vq = quantizeV(v, quantizeVOptions(resolved));
+        const cpu = sageKernelCpu(qk, vq, {
+          causal,
+          returnLse: true,
+          pFormat: resolved.config.pFormat,
+          pvAccum: resolved.config.pvAccum,
+          q,
+          tileK: 32,
+        });
+        const g = sageAttention(upload(rt, q), upload(rt, k), upload(rt, v), {
+          preset,
+          causal,
+          returnLse: true,
+        });
+        const out = await download(g.out);
+        const lse = await download(g.lse);
+        // float rounding apart: f32 PV accumulation vs the modelled FP22/fp16 buffers, f32 logits and exp2,
+        // and quantizer codes that may differ where a value sits within float rounding of a boundary
+        const err = metrics.relL1(out, cpu.out);
+        assert.ok(err < 2e-3, `${preset} causal=${causal}: relative L1 to the CPU steps ${err}`);
+        const lerr = metrics.relL1(lse, cpu.lse);
+        assert.ok(lerr < 1e-5, `${preset} causal=${causal}: LSE relative L1 ${lerr}`);
+        if (!causal) {
+          const cos = metrics.cosine(out, ref.out);
+          assert.ok(cos > 0.9985, `${preset}: cosine to float64 ${cos}`);
+        }
+      }
+    }
+  },
+);
+
+test('sageAttention on GPU tensors refuses what runs on the CPU only', { skip }, () => {
+  const x = upload(rt, randn([1, 1, 16, 32], { seed: 1 }));
+  assert.throws(() => sageAttention(x, x, x, { preset: 'sage3' }), UnsupportedOptionError);
+  assert.throws(() => sageAttention(x, x, x, { preset: 'sage2', smoothQ: true }), UnsupportedOptionError);
+  assert.throws(
+    () => sageAttention(x, x, x, { preset: 'sage2', nanPolicy: 'error' }),
+    UnsupportedOptionError,
+  );
+  assert.throws(() => sageAttention(x, randn([1, 1, 16, 32]) as never, x), UnsupportedOptionError);
+});
