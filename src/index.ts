@@ -65,3 +65,43 @@ export {
   resolveAttentionProblem,
 } from './attention/options.js';
 export { metrics } from './attention/metrics.js';
+
+// SageAttention: the pipeline and its public steps (smooth → quantize → kernel → finalize)
+export { sageAttention } from './attention/sage/sage-attention.js';
+export {
+  type SageOptions,
+  type ResolvedSage,
+  resolveSageOptions,
+  quantizeQKOptions,
+  quantizeVOptions,
+} from './attention/sage/options.js';
+export { type SagePreset, type SageConfig, SAGE_PRESETS, PRESET_CONFIGS } from './attention/sage/presets.js';
+export { quantizeQK } from './attention/sage/quantize-qk.js';
+export { quantizeV } from './attention/sage/quantize-v.js';
+export { sageKernelCpu, type SageKernelOptions } from './attention/sage/kernel-cpu.js';
+export {
+  sageKernelGpu,
+  planSageKernelGpu,
+  scaleGroupRules,
+  type SageKernelGpuOptions,
+  type Int8Operand,
+  type VOperand,
+} from './attention/sage/kernel-gpu.js';
+export { type PVAccum, PV_ACCUMS } from './attention/sage/accumulate.js';
+export { quantizeP, pExponentOffset, E4M3_P_OFFSET } from './attention/sage/p-quant.js';
+
+// quant: the quantizers SageAttention (and later the low-bit training methods) are built from
+export * from './quant/types.js';
+export {
+  qkScaleIndex,
+  qkScaleCount,
+  DEFAULT_QK_TILING,
+  type QKTiling,
+  type QKRole,
+} from './quant/qk-scale-groups.js';
+export { quantizeIntGroups, intGroupScale } from './quant/int-group-quant.js';
+export { subtractTokenMean, subtractBlockMeans } from './quant/smoothing.js';
+export { quantizePerChannel, type ChannelFormat } from './quant/channel-quant.js';
+export { quantizeMicroscaled, type MicroscaleFormat, type MicroscaleAxis } from './quant/microscaling.js';
+export { nvfp4Scale } from './quant/nvfp4.js';
+export { mxfp4Scale, MX_SCALE_RULES } from './quant/mxfp4.js';
