@@ -13,7 +13,8 @@ import { Tensor } from '../src/core/tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
 import type { GpuAttentionPlan } from '../src/attention/dense-gpu.js';
-import type { BenchContext, BenchModule, BenchRow } from './harness.js';
+import { median, type BenchContext, type BenchModule, type BenchRow } from './harness.js';
+import { sageAttention } from '../src/attention/sage/sage-attention.js';
 
 /** Random words from an integer hash: int8 codes in [-127, 127], or f16 values in [-1, 1). */
 const FILL = /* wgsl */ `
@@ -142,6 +143,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               vCodes: true,
             },
           ];
+          let kernelTier = '';
           for (const cfg of presets) {
             const { granularity } = cfg;
             const rules = scaleGroupRules(granularity, tokens, tokens, tiles);
@@ -160,6 +162,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               pFormat: cfg.pFormat,
             });
             const tier = plan.tier;
+            kernelTier = tier;
             const t = await time(rt, plan, ctx.quick);
             const tops = flops / (t.kernelMs * 1e-3) / 1e12;
             console.error(
@@ -176,6 +179,29 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               notes: `${t.kernelMs.toFixed(3)} ms (${t.method}); ${(tops / denseTops).toFixed(2)}× sparq dense f16 in the same run`,
             });
             for (const x of [qs, ks, vScales]) x.destroy();
+          }
+          // end to end from float16 q, k, v on the GPU: smoothing, quantization, kernel (wall clock)
+          for (const preset of ['sage1', 'sage2'] as const) {
+            const e2e: number[] = [];
+            for (let i = 0; i < (ctx.quick ? 2 : 4); i++) {
+              const t0 = performance.now();
+              const out = sageAttention(q16, k16, v16, { preset, causal });
+              await rt.sync();
+              e2e.push(performance.now() - t0);
+              out.destroy();
+            }
+            const ms = median(e2e.slice(1));
+            rows.push({
+              area: 'sage',
+              name: `sageAttention ${preset} end-to-end ${label}`,
+              value: flops / (ms * 1e-3) / 1e12,
+              unit: 'TOPS',
+              backend: 'webgpu',
+              tier: kernelTier,
+              device,
+              notes: `${ms.toFixed(2)} ms wall from float16 GPU tensors (K mean, INT8 Q/K and FP8 V quantization, kernel), median after a warm-up`,
+            });
+            console.error(`${label} ${preset} end-to-end ${ms.toFixed(2)} ms`);
           }
           for (const x of [q16, k16, v16, qc, kc, vc]) x.destroy();
         }
