@@ -92,7 +92,15 @@ export function upload<D extends DType>(runtime: GpuRuntime, t: Tensor<D>, label
   const g = emptyGpu(runtime, t.shape, t.dtype, label);
   const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   const padded = bytes.byteLength % 4 === 0 ? bytes : copyPadded(bytes);
-  if (padded.byteLength > 0) runtime.device.queue.writeBuffer(g.buffer, 0, padded);
+  if (padded.byteLength > 0) {
+    runtime.device.queue.writeBuffer(
+      g.buffer,
+      0,
+      padded.buffer as ArrayBuffer,
+      padded.byteOffset,
+      padded.byteLength,
+    );
+  }
   return g;
 }
 
