@@ -17,7 +17,7 @@ import { visibleKeys } from '../causal.js';
 import { type AttentionResult, type AttentionWithLse, type CausalAlignment, kvHeadOf } from '../options.js';
 import { type PVAccum, accumulateBlock, accumulationPlan, mmaStep } from './accumulate.js';
 import { assertPVCombination } from './options.js';
-import { pExponentOffset, quantizeP } from './p-quant.js';
+import { type PScaling, pExponentOffset, quantizeP } from './p-quant.js';
 
 export interface SageKernelOptions {
   /** Causal masking (default false); keys are kept as in causal.ts (sageattention.md §6.3). */
@@ -28,6 +28,8 @@ export interface SageKernelOptions {
   returnLse?: boolean;
   /** Format of P̃ (see p-quant.ts); must be of V's operand kind (options.ts). */
   pFormat: PVFormat;
+  /** Scaling of NVFP4 P̃ (p-quant.ts PScaling): 'two-level' (default, SA3 §3.2) or 'direct'. */
+  pScaling?: PScaling;
   /** PV accumulation (see accumulate.ts). */
   pvAccum: PVAccum;
   /**
@@ -49,6 +51,7 @@ const OPTION_KEYS: readonly string[] = [
   'causalAlignment',
   'returnLse',
   'pFormat',
+  'pScaling',
   'pvAccum',
   'q',
   'tileK',
@@ -78,7 +81,7 @@ export function sageKernelCpu(
  *    key tile a row cannot see leaves that row untouched, and a row that sees no key at all finishes
  *    as zeros with LSE −∞ (where the reference's −5e6 would give garbage, §2 "Masking").
  * 3. m' = max(m, rowmax S₂), α = exp2(m − m'), P̃ = exp2(S₂ − m' + log2 P_r) ∈ [0, P_r] (P_r the
- *    static range of pFormat, e.g. 448 through the 8.807 offset, §4.3), l = α·l + Σ P̃ with P̃
+ *    static range of pFormat and pScaling, e.g. 448 through the 8.807 offset, §4.3), l = α·l + Σ P̃ with P̃
  *    unquantized, so P_r cancels in O / l and in the LSE.
  * 4. P̂ = quantizeP(P̃) and O = α·O + P̂·V̂ with the accumulation of `pvAccum`, per key tile (§4.5, §5).
  * 5. Finalize: O / l (zeros when l = 0), × δ_V per channel (§4.4), + v̄ when V was smoothed (§4.4);
@@ -111,7 +114,7 @@ export function sageKernelCpu(
   const deltaScale = log2eSmScale(qk.options.smScale);
   const deltaS = qk.deltaS?.data;
   const qBlocks = Math.ceil(tokensQ / blockQ);
-  const offset = pExponentOffset(k.pFormat);
+  const offset = pExponentOffset(k.pFormat, k.pScaling);
   const plan = accumulationPlan(k.pvAccum);
   const step = mmaStep(k.pFormat);
   const rounding = qk.options.rounding;
@@ -214,6 +217,7 @@ interface KernelProblem {
   causalAlignment: CausalAlignment;
   returnLse: boolean;
   pFormat: PVFormat;
+  pScaling: PScaling;
   pvAccum: PVAccum;
 }
 
@@ -260,8 +264,10 @@ function resolveKernel(qk: QuantizedQK, v: QuantizedV, opts: SageKernelOptions):
   if (typeof returnLse !== 'boolean') {
     throw new UnsupportedOptionError(`returnLse must be true or false; got ${JSON.stringify(returnLse)}`);
   }
+  const pScaling = opts.pScaling ?? 'two-level';
   assertPVCombination({
     pFormat: opts.pFormat,
+    pScaling,
     vFormat: v.format,
     pvAccum: opts.pvAccum,
     blockK: qk.options.blockK,
@@ -286,6 +292,7 @@ function resolveKernel(qk: QuantizedQK, v: QuantizedV, opts: SageKernelOptions):
     causalAlignment,
     returnLse,
     pFormat: opts.pFormat,
+    pScaling,
     pvAccum: opts.pvAccum,
   };
 }

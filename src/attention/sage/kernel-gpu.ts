@@ -131,7 +131,10 @@ export function planSageKernelGpu(
     ['q.codes', q.codes],
     ['k.codes', k.codes],
   ] as const) {
-    if (t.dtype !== 'int8') throw new DTypeError(`${name} must be int8 codes; got ${t.dtype}`);
+    // int4 codes are stored one per byte like int8 (numerics' layout), so the same kernel multiplies them
+    if (t.dtype !== 'int8' && t.dtype !== 'int4') {
+      throw new DTypeError(`${name} must be int8 or int4 codes; got ${t.dtype}`);
+    }
   }
   const vCodes = ['float8_e4m3fn', 'float8_e5m2', 'int8'].includes(v.dtype);
   if (v.dtype !== 'float16' && v.dtype !== 'float32' && !vCodes) {

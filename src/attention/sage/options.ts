@@ -22,6 +22,7 @@ import {
   resolveAttentionProblem,
 } from '../options.js';
 import { PV_ACCUMS, type PVAccum } from './accumulate.js';
+import { P_SCALINGS, type PScaling } from './p-quant.js';
 import { PRESET_CONFIGS, SAGE_PRESETS, type SageConfig, type SagePreset } from './presets.js';
 
 export interface SageOptions extends AttentionOptions {
@@ -56,6 +57,11 @@ export interface SageOptions extends AttentionOptions {
    * two-level (sage3). Must be of V's kind: both fp16, both FP8, both INT8 or both NVFP4 (one MMA).
    */
   pFormat?: PVFormat;
+  /**
+   * How NVFP4 P̃ is scaled (SA3 §3.2; p-quant.ts PScaling): 'two-level' (default, every preset) or
+   * 'direct', the single-level ablation of SA3 Table 1b. 'direct' needs pFormat 'nvfp4'.
+   */
+  pScaling?: PScaling;
   /** Format of V (SA1 §4.4, SA2 §3.3 / §4.4, SA3 §7.2), same values as pFormat. */
   vFormat?: PVFormat;
   /**
@@ -96,6 +102,7 @@ const SAGE_KEYS = [
   'smoothQ',
   'smoothV',
   'pFormat',
+  'pScaling',
   'vFormat',
   'pvAccum',
   'vScaleMax',
@@ -149,6 +156,7 @@ export function resolveSageOptions(
     smoothQ: bool(opts.smoothQ, 'smoothQ', base.smoothQ),
     smoothV: bool(opts.smoothV, 'smoothV', base.smoothV),
     pFormat: oneOf(opts.pFormat, PV_FORMATS, 'pFormat', base.pFormat),
+    pScaling: oneOf(opts.pScaling, P_SCALINGS, 'pScaling', base.pScaling),
     vFormat,
     pvAccum: oneOf(opts.pvAccum, PV_ACCUMS, 'pvAccum', base.pvAccum),
     vScaleMax: resolveVScaleMax(opts.vScaleMax, vFormat, base),
@@ -251,14 +259,23 @@ function resolveVScaleMax(value: unknown, vFormat: PVFormat, base: SageConfig): 
 }
 
 /**
- * Throws an UnsupportedOptionError unless P and V can meet in one MMA, pvAccum applies to them, and
- * NVFP4 groups of 16 keys fit the key tile. Shared by resolveSageOptions and the kernel, which can
- * be called with V from quantizeV directly.
+ * Throws an UnsupportedOptionError unless P and V can meet in one MMA, pvAccum applies to them,
+ * NVFP4 groups of 16 keys fit the key tile, and a 'direct' pScaling (default 'two-level') has NVFP4
+ * P to apply to. Shared by resolveSageOptions and the kernel, which can be called with V from
+ * quantizeV directly.
  */
-export function assertPVCombination(c: Pick<SageConfig, 'pFormat' | 'vFormat' | 'pvAccum' | 'blockK'>): void {
+export function assertPVCombination(
+  c: Pick<SageConfig, 'pFormat' | 'vFormat' | 'pvAccum' | 'blockK'> & { pScaling?: PScaling },
+): void {
   oneOf(c.pFormat, PV_FORMATS, 'pFormat', 'fp16');
   oneOf(c.vFormat, PV_FORMATS, 'vFormat', 'fp16');
   oneOf(c.pvAccum, PV_ACCUMS, 'pvAccum', 'fp32');
+  if (oneOf(c.pScaling, P_SCALINGS, 'pScaling', 'two-level') === 'direct' && c.pFormat !== 'nvfp4') {
+    throw new UnsupportedOptionError(
+      `pScaling 'direct' drops the level-1 row scale of NVFP4 P (SA3 §3.2) and needs pFormat 'nvfp4'; ` +
+        `pFormat '${c.pFormat}' has a static range (p-quant.ts). Remove pScaling or set pFormat 'nvfp4'.`,
+    );
+  }
   const pKind = operandKind(c.pFormat);
   const vKind = operandKind(c.vFormat);
   if (pKind !== vKind) {

@@ -23,14 +23,27 @@ export const E4M3_P_OFFSET = 8.807;
 export const NVFP4_P_ROW_MAX = 448 * E2M1_MAX;
 
 /**
+ * How NVFP4 P̃ is scaled before its 16-key groups are quantized (SA3 §3.2, Table 1b):
+ * - 'two-level' (default, SA3's choice): level 1 scales each row to 2688 (pExponentOffset), so the
+ *   level-2 group scales max/6 land in (0, 448] and use E4M3's whole range.
+ * - 'direct': the groups of P̃ ∈ [0, 1] as they are, with group scales max/6 ∈ [0, 0.167] rounded to
+ *   E4M3, where small scales fall among its subnormals; the ablation SA3 reports at cos 93.32%.
+ * Every other P format has a static range and no choice: it takes only 'two-level'.
+ */
+export type PScaling = 'two-level' | 'direct';
+
+export const P_SCALINGS: readonly PScaling[] = ['two-level', 'direct'];
+
+/**
  * log2 of the static range P_r that P̃ is scaled to, per format:
  * - float8_e4m3fn: 8.807, i.e. δ_P = 1/448 (SA2 §3.3).
  * - float8_e5m2: log2 57344, the same rule (static scale to the format's max) for SA2 Table 7's E5M2.
  * - int8: log2 127, SA1's static 1/127 scale (SA1 Table 6, SAGEAttn-vB).
  * - fp16: 0; SA1 casts P̃ ∈ [0, 1] to fp16 as it is (SA1 §4.4).
- * - nvfp4: log2 2688, SA3's level-1 per-row scale (SA3 §3.2; `softmax_fused.h` max_scaled).
+ * - nvfp4: log2 2688, SA3's level-1 per-row scale (SA3 §3.2; `softmax_fused.h` max_scaled), or 0
+ *   with `scaling: 'direct'` (no level 1, SA3 Table 1b's ablation).
  */
-export function pExponentOffset(format: PVFormat): number {
+export function pExponentOffset(format: PVFormat, scaling: PScaling = 'two-level'): number {
   switch (format) {
     case 'float8_e4m3fn':
       return E4M3_P_OFFSET;
@@ -41,7 +54,7 @@ export function pExponentOffset(format: PVFormat): number {
     case 'fp16':
       return 0;
     case 'nvfp4':
-      return Math.log2(NVFP4_P_ROW_MAX);
+      return scaling === 'direct' ? 0 : Math.log2(NVFP4_P_ROW_MAX);
   }
 }
 
@@ -61,7 +74,8 @@ export interface QuantizedP {
  * - float8_e4m3fn / float8_e5m2: round to nearest even, saturating (`cvt.rn.satfinite`, SA2 §3.3).
  * - int8: P̂ = round(P̃) with `rounding`, saturating at 127 (static scale 1/127 already folded).
  * - nvfp4: SA3's level 2 (Alg. 1 line 10) on groups of 16 keys starting at pTilde[0]: s = max/6 in
- *   fp32, P̂ = E2M1(P̃ / s) with s unrounded, and the MMA multiplies by E4M3(s). Dividing by the
+ *   fp32, P̂ = E2M1(P̃ / s) with s unrounded, and the MMA multiplies by E4M3(s). The same groups
+ *   quantize 'direct' P̃ ∈ [0, 1]; only the offset differs (pExponentOffset). Dividing by the
  *   unrounded scale but multiplying by the rounded one is the reference's own mismatch
  *   (`softmax_fused.h`), reproduced here. An all-zero group (masked keys) gives codes 0, scale 0.
  */
@@ -81,11 +95,11 @@ export function quantizeP(pTilde: Float32Array, format: PVFormat, rounding: Quan
       return { codes, groupScales: null, values: Float32Array.from(codes) };
     }
     case 'nvfp4':
-      return quantizePTwoLevel(pTilde);
+      return quantizePGroups(pTilde);
   }
 }
 
-function quantizePTwoLevel(pTilde: Float32Array): QuantizedP {
+function quantizePGroups(pTilde: Float32Array): QuantizedP {
   const n = pTilde.length;
   const groups = Math.ceil(n / NVFP4_GROUP_SIZE);
   const groupScales = new Float32Array(groups);

@@ -11,6 +11,7 @@
  */
 import type { PVFormat, QKQuant, QuantRounding } from '../../quant/types.js';
 import type { PVAccum } from './accumulate.js';
+import type { PScaling } from './p-quant.js';
 
 export type SagePreset = 'sage1' | 'sage2' | 'sage2++' | 'sage3';
 
@@ -24,6 +25,8 @@ export interface SageConfig {
   smoothQ: boolean;
   smoothV: boolean;
   pFormat: PVFormat;
+  /** How NVFP4 P̃ is scaled before quantization (p-quant.ts); 'two-level' in every preset. */
+  pScaling: PScaling;
   vFormat: PVFormat;
   pvAccum: PVAccum;
   /** The per-channel V range (δ_V = colmax|V| / vScaleMax); null for fp16 (unscaled) and nvfp4 (per group). */
@@ -57,6 +60,7 @@ export const PRESET_CONFIGS: Readonly<Record<SagePreset, Readonly<SageConfig>>> 
     smoothQ: false,
     smoothV: false,
     pFormat: 'fp16',
+    pScaling: 'two-level',
     vFormat: 'fp16',
     pvAccum: 'fp32+fp16',
     vScaleMax: null,
@@ -73,6 +77,7 @@ export const PRESET_CONFIGS: Readonly<Record<SagePreset, Readonly<SageConfig>>> 
     smoothQ: false,
     smoothV: false,
     pFormat: 'float8_e4m3fn',
+    pScaling: 'two-level',
     vFormat: 'float8_e4m3fn',
     pvAccum: 'fp32+fp22',
     vScaleMax: 448,
@@ -89,6 +94,7 @@ export const PRESET_CONFIGS: Readonly<Record<SagePreset, Readonly<SageConfig>>> 
     smoothQ: false,
     smoothV: false,
     pFormat: 'float8_e4m3fn',
+    pScaling: 'two-level',
     vFormat: 'float8_e4m3fn',
     pvAccum: 'fp32+fp16',
     vScaleMax: 2.25,
@@ -105,6 +111,7 @@ export const PRESET_CONFIGS: Readonly<Record<SagePreset, Readonly<SageConfig>>> 
     smoothQ: true,
     smoothV: false,
     pFormat: 'nvfp4',
+    pScaling: 'two-level',
     vFormat: 'nvfp4',
     pvAccum: 'fp32',
     vScaleMax: null,

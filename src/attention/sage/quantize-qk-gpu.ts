@@ -1,7 +1,7 @@
 /**
  * SageAttention's Q/K preprocessing on WebGPU: the token mean of K (smoothing, SA1 §4.2) and INT8
  * group quantization for every granularity, with the scale rules of quant/int-group-quant.ts
- * (per-thread δ = amax/127 + 1e-7, otherwise δ = max(amax, 1e-7)/127; σ·log2e folded into per-block
+ * (per-thread δ = amax/qmax + 1e-7, otherwise δ = max(amax, 1e-7)/qmax, qmax 127 or 7 for INT4; σ·log2e folded into per-block
  * Q), codes in the input layout and scales in the reference layout. Matches the CPU quantizer within
  * float rounding: WGSL's f32 division and the order of the mean's summation may move a value that
  * sits within an ulp of a rounding boundary by one code.
@@ -63,6 +63,7 @@ function quantWgsl(
   groupsPerSegment: number,
   rounding: QuantRounding,
   perThreadEps: boolean,
+  qmax: number,
 ): string {
   const W = D / 4;
   return /* wgsl */ `
@@ -108,7 +109,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   if (tid < ${groupsPerSegment}u && g0 + tid < P.groups) {
     let a = bitcast<f32>(atomicLoad(&amax[tid]));
-    let s = ${perThreadEps ? 'a / 127.0 + 1e-7' : 'max(a, 1e-7) / 127.0'};
+    let s = ${perThreadEps ? `a / ${qmax}.0 + 1e-7` : `max(a, 1e-7) / ${qmax}.0`};
     scale[tid] = s;
     Scales[(b * P.heads + h) * P.groups + g0 + tid] = s;
   }
@@ -122,8 +123,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let x = value(base, n, (e % ${W}u) * 4u + i, meanBase) / s;
         ${
           rounding === 'half-away'
-            ? 'let c = clamp(trunc(x + 0.5 * sign(x)), -127.0, 127.0);'
-            : 'let c = clamp(round(x), -127.0, 127.0);'
+            ? `let c = clamp(trunc(x + 0.5 * sign(x)), -${qmax}.0, ${qmax}.0);`
+            : `let c = clamp(round(x), -${qmax}.0, ${qmax}.0);`
         }
         word |= (u32(i32(c)) & 0xffu) << (8u * i);
       }
@@ -135,6 +136,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 export interface GpuInt8QuantizeOptions {
   layout: 'HND' | 'NHD';
+  /** 8 (codes in [−127, 127], δ = amax/127) or 4 (codes in [−7, 7], δ = amax/7, one per byte). Default 8. */
+  bits?: 8 | 4;
   granularity: QKGranularity;
   rule: ScaleGroupRule;
   rounding: QuantRounding;
@@ -234,7 +237,14 @@ export function recordQuantizeInt8Gpu(
   const placeholder = opts.mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
   const meanBuf = opts.mean?.buffer ?? (placeholder as GPUBuffer);
   const pipeline = runtime.pipeline(
-    quantWgsl(inputKind(x), D, groupsPerSegment, opts.rounding, opts.granularity === 'per-thread'),
+    quantWgsl(
+      inputKind(x),
+      D,
+      groupsPerSegment,
+      opts.rounding,
+      opts.granularity === 'per-thread',
+      opts.bits === 4 ? 7 : 127,
+    ),
   );
   pass.setPipeline(pipeline);
   pass.setBindGroup(

@@ -4,11 +4,11 @@
  * INT8 Q/K group quantization, per-channel FP8/INT8 V quantization, the kernel (kernel-gpu.ts), and the
  * LSE's smoothing correction σ·(q·k̄) (sageattention.md §6.4).
  *
- * What runs here: INT8 Q/K of every granularity with K smoothing, P and V in fp16, E4M3, E5M2 or INT8,
+ * What runs here: INT8 and INT4 Q/K of every granularity with K smoothing, P and V in fp16, E4M3, E5M2 or INT8,
  * V smoothing — the sage1, sage2 and sage2++ presets. The GPU accumulates PV in f32 whatever
  * `pvAccum` says (the FP22 and fp16 accumulators are CPU models of the reference hardware), so results
  * agree with the CPU pipeline to the accuracy of those accumulators, and SA2++'s fp16 overflow without
- * range limits cannot happen here. INT4 Q/K, NVFP4/MXFP4 (sage3) and Q smoothing run on the CPU backend.
+ * range limits cannot happen here. NVFP4/MXFP4 (sage3) and Q smoothing run on the CPU backend.
  */
 import { UnsupportedOptionError } from '../../core/errors.js';
 import { BUFFER_USAGE, type GpuTensor } from '../../gpu/gpu-tensor.js';
@@ -23,7 +23,9 @@ import { recordQuantizeVGpu } from './quantize-v-gpu.js';
 
 /** Why a resolved configuration cannot run on the GPU, or undefined when it can. */
 export function gpuUnsupportedReason({ config }: ResolvedSage): string | undefined {
-  if (config.qk.kind !== 'int8') return `Q/K quantization '${config.qk.kind}' (only INT8 runs on the GPU)`;
+  if (config.qk.kind !== 'int8' && config.qk.kind !== 'int4') {
+    return `Q/K quantization '${config.qk.kind}' (INT8 and INT4 run on the GPU)`;
+  }
   if (config.smoothQ) return 'smoothQ (ΔS is not on the GPU)';
   if (config.pFormat === 'nvfp4' || config.vFormat === 'nvfp4') return 'NVFP4 P/V';
   return undefined;
@@ -75,7 +77,10 @@ export function sageAttentionGpu(
     if (t.runtime !== q.runtime) throw new UnsupportedOptionError('q, k and v must live on one GPU runtime');
   }
   const runtime = q.runtime;
-  const granularity = config.qk.kind === 'int8' ? config.qk.granularity : 'per-thread';
+  // INT4 codes (one per byte, in [−7, 7]) go through the INT8 kernel unchanged: the product is exact
+  const bits = config.qk.kind === 'int4' ? 4 : 8;
+  const granularity =
+    config.qk.kind === 'int8' || config.qk.kind === 'int4' ? config.qk.granularity : 'per-thread';
   const tiles = { blockQ: config.blockQ, warpQ: config.warpQ, blockK: config.blockK, warpK: config.warpK };
   const rules = scaleGroupRules(granularity, p.tokensQ, p.tokensKv, tiles);
   const releases: (() => void)[] = [];
@@ -93,12 +98,20 @@ export function sageAttentionGpu(
   const prescale = granularity === 'per-block' ? log2eSmScale(p.smScale) : 1;
   const qq = recordQuantizeInt8Gpu(
     q,
-    { layout: p.layout, granularity, rule: rules.q, rounding: config.rounding, prescale },
+    { layout: p.layout, granularity, rule: rules.q, rounding: config.rounding, prescale, bits },
     pass,
   );
   const kq = recordQuantizeInt8Gpu(
     k,
-    { layout: p.layout, granularity, rule: rules.k, rounding: config.rounding, prescale: 1, mean: kMean },
+    {
+      layout: p.layout,
+      granularity,
+      rule: rules.k,
+      rounding: config.rounding,
+      prescale: 1,
+      mean: kMean,
+      bits,
+    },
     pass,
   );
   releases.push(qq.release, kq.release);

@@ -94,6 +94,7 @@ export function sageAttention(
     causalAlignment: problem.causalAlignment,
     returnLse: problem.returnLse,
     pFormat: config.pFormat,
+    pScaling: config.pScaling,
     pvAccum: config.pvAccum,
     q: hq,
   });

@@ -27,6 +27,7 @@ test('default is sage2: INT8 per-thread, E4M3 P with V scale 448, fp32+fp22', ()
     smoothQ: false,
     smoothV: false,
     pFormat: 'float8_e4m3fn',
+    pScaling: 'two-level',
     vFormat: 'float8_e4m3fn',
     pvAccum: 'fp32+fp22',
     vScaleMax: 448,

@@ -58,7 +58,7 @@ test('GPU per-channel V quantization equals the CPU quantizer within float round
 });
 
 test(
-  'sageAttention on GPU tensors: every step on the GPU equals the CPU steps (sage1, sage2, sage2++)',
+  'sageAttention on GPU tensors: every step on the GPU equals the CPU steps (sage1, sage2, sage2++, INT4 Q/K)',
   { skip },
   async () => {
     const [B, H, N, D] = [1, 2, 200, 64];
@@ -70,10 +70,17 @@ test(
     );
     const v = randn([B, H, N, D], { seed: 13 });
     const ref = attentionReference(q, k, v, { returnLse: true });
-    for (const preset of ['sage1', 'sage2', 'sage2++'] as const) {
+    const configs = [
+      { preset: 'sage1' },
+      { preset: 'sage2' },
+      { preset: 'sage2++' },
+      { preset: 'sage2', qk: { kind: 'int4', granularity: 'per-thread' } },
+    ] as const;
+    for (const sage of configs) {
+      const preset = JSON.stringify(sage);
       for (const causal of [false, true]) {
         // the CPU steps with the GPU kernels' 32-key softmax step (kernel-cpu.ts tileK)
-        const resolved = resolveSageOptions(q, k, v, { preset, causal, returnLse: true });
+        const resolved = resolveSageOptions(q, k, v, { ...sage, causal, returnLse: true });
         const qk = quantizeQK(q, k, quantizeQKOptions(resolved));
         const vq = quantizeV(v, quantizeVOptions(resolved));
         const cpu = sageKernelCpu(qk, vq, {
@@ -85,7 +92,7 @@ test(
           tileK: 32,
         });
         const g = sageAttention(upload(rt, q), upload(rt, k), upload(rt, v), {
-          preset,
+          ...sage,
           causal,
           returnLse: true,
         });
