@@ -105,8 +105,9 @@ test(
         const lerr = metrics.relL1(lse, cpu.lse);
         assert.ok(lerr < 1e-5, `${preset} causal=${causal}: LSE relative L1 ${lerr}`);
         if (!causal) {
+          // INT4 Q/K (0.980 on this input, on the CPU as on the GPU) is far coarser than the INT8 presets
           const cos = metrics.cosine(out, ref.out);
-          assert.ok(cos > 0.9985, `${preset}: cosine to float64 ${cos}`);
+          assert.ok(cos > ('qk' in sage ? 0.97 : 0.9985), `${preset}: cosine to float64 ${cos}`);
         }
       }
     }
