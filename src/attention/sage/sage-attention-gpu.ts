@@ -14,6 +14,7 @@ import { UnsupportedOptionError } from '../../core/errors.js';
 import { BUFFER_USAGE, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import { log2eSmScale } from '../../quant/sm-scale-fold.js';
 import { layoutStrides } from '../flash-params.js';
+import { recordResizeLastDim } from '../../gpu/pad-last-dim.js';
 import type { VCodeFormat } from '../flash-wgsl-formats.js';
 import type { AttentionWithLse } from '../options.js';
 import { planSageKernelGpu, scaleGroupRules, type VOperand } from './kernel-gpu.js';
@@ -58,9 +59,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 export function sageAttentionGpu(
-  q: GpuTensor,
-  k: GpuTensor,
-  v: GpuTensor,
+  qIn: GpuTensor,
+  kIn: GpuTensor,
+  vIn: GpuTensor,
   resolved: ResolvedSage,
 ): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
   const why = gpuUnsupportedReason(resolved);
@@ -70,6 +71,7 @@ export function sageAttentionGpu(
     );
   }
   const { problem: p, config } = resolved;
+  let [q, k, v] = [qIn, kIn, vIn];
   if (p.nanPolicy === 'error') {
     throw new UnsupportedOptionError("nanPolicy 'error' scans host tensors; GPU tensors are not read back");
   }
@@ -88,6 +90,18 @@ export function sageAttentionGpu(
 
   const enc = runtime.device.createCommandEncoder();
   const pass = enc.beginComputePass();
+  // head dims that are not a multiple of 32 are zero-padded (the i8 tensor cores take 32 channels per
+  // step; zeros add nothing to q·k or to O) and the output sliced back; σ stays the true 1/√D
+  const D = p.headDim;
+  const Dp = Math.ceil(D / 32) * 32;
+  if (Dp !== D) {
+    const padded = [q, k, v].map((t) => recordResizeLastDim(t, Dp, pass));
+    for (const x of padded) {
+      releases.push(x.release);
+      temporaries.push(x.out);
+    }
+    [q, k, v] = padded.map((x) => x.out);
+  }
   let kMean: GpuTensor<'float32'> | undefined;
   if (config.smoothK) {
     const m = recordTokenMeanGpu(k, p.layout, pass);
@@ -162,13 +176,13 @@ export function sageAttentionGpu(
   );
   plan.record(pass);
   if (p.returnLse && kMean && p.tokensQ > 0) {
-    const st = layoutStrides(p.layout, p.headsQ, p.tokensQ, p.headDim);
+    const st = layoutStrides(p.layout, p.headsQ, p.tokensQ, Dp);
     const words = new ArrayBuffer(32);
     new Uint32Array(words).set([p.headsQ, p.headsKv, p.tokensQ, st.token, st.head, st.batch]);
     new Float32Array(words)[6] = p.smScale;
     const params = runtime.createBuffer(32, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'lse correction');
     runtime.device.queue.writeBuffer(params, 0, words);
-    const pipeline = runtime.pipeline(lseCorrectionWgsl(q.dtype === 'float16' ? 'f16' : 'f32', p.headDim));
+    const pipeline = runtime.pipeline(lseCorrectionWgsl(q.dtype === 'float16' ? 'f16' : 'f32', Dp));
     pass.setPipeline(pipeline);
     pass.setBindGroup(
       0,
@@ -185,12 +199,19 @@ export function sageAttentionGpu(
     pass.dispatchWorkgroups(Math.ceil(p.tokensQ / 64), p.headsQ, p.batch);
     releases.push(() => params.destroy());
   }
+  let out = plan.out;
+  if (Dp !== D) {
+    const sliced = recordResizeLastDim(plan.out, D, pass);
+    releases.push(sliced.release);
+    temporaries.push(plan.out);
+    out = sliced.out;
+  }
   pass.end();
   runtime.device.queue.submit([enc.finish()]);
   plan.destroyTemporaries();
   for (const r of releases) r();
   for (const t of temporaries) t.destroy();
-  if (p.returnLse) return { out: plan.out, lse: plan.lse };
+  if (p.returnLse) return { out, lse: plan.lse };
   plan.lse.destroy();
-  return plan.out;
+  return out;
 }

@@ -18,6 +18,7 @@ import { quantizeV } from '../../../src/attention/sage/quantize-v.js';
 import { sageKernelCpu } from '../../../src/attention/sage/kernel-cpu.js';
 import { UnsupportedOptionError } from '../../../src/core/errors.js';
 import { testGpu } from '../../gpu/harness.js';
+import { sharedCases } from '../cases.js';
 
 const gpu = await testGpu();
 const skip = typeof gpu === 'string' ? gpu : false;
@@ -124,3 +125,47 @@ test('sageAttention on GPU tensors refuses what runs on the CPU only', { skip },
   );
   assert.throws(() => sageAttention(x, randn([1, 1, 16, 32]) as never, x), UnsupportedOptionError);
 });
+
+test(
+  'sageAttention on GPU tensors: the shared hard cases (odd head dims padded, ±65504, rows that see no key, Nq = 1, GQA, NHD)',
+  { skip },
+  async () => {
+    for (const c of sharedCases('float32')) {
+      for (const preset of ['sage1', 'sage2'] as const) {
+        const opts = { ...c.opts, preset, returnLse: true } as const;
+        const resolved = resolveSageOptions(c.q, c.k, c.v, opts);
+        const qk = quantizeQK(c.q, c.k, quantizeQKOptions(resolved));
+        const vq = quantizeV(c.v, quantizeVOptions(resolved));
+        const cpu = sageKernelCpu(qk, vq, {
+          causal: resolved.problem.causal,
+          causalAlignment: resolved.problem.causalAlignment,
+          returnLse: true,
+          pFormat: resolved.config.pFormat,
+          pvAccum: resolved.config.pvAccum,
+          q: c.q,
+          tileK: 32,
+        });
+        const g = sageAttention(upload(rt, c.q), upload(rt, c.k), upload(rt, c.v), opts);
+        const out = (await download(g.out)).data as Float32Array;
+        const lse = (await download(g.lse)).data as Float32Array;
+        const name = `${c.name} [${preset}]`;
+        assert.ok(!out.some(Number.isNaN) && !lse.some(Number.isNaN), `${name}: NaN`);
+        const err = metrics.relL1(out, cpu.out.data as Float32Array);
+        assert.ok(
+          err < 2e-3 || (err === 0 && metrics.relL1(cpu.out.data as Float32Array, out) === 0),
+          `${name}: relative L1 ${err}`,
+        );
+        const cl = cpu.lse.data as Float32Array;
+        cl.forEach((x, i) => {
+          if (x === -Infinity)
+            assert.equal(lse[i], -Infinity, `${name}: LSE[${i}] of a row that sees no key`);
+          else
+            assert.ok(
+              Math.abs(lse[i] - x) <= 1e-4 * Math.max(1, Math.abs(x)),
+              `${name}: LSE[${i}] ${lse[i]} vs ${x}`,
+            );
+        });
+      }
+    }
+  },
+);
