@@ -7,54 +7,11 @@
 import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { defaultMmaConfig, type MmaFlashConfig } from '../src/attention/flash-wgsl-mma.js';
 import { describeAdapter, type GpuTier } from '../src/gpu/capabilities.js';
-import { emptyGpu, download, type GpuTensor } from '../src/gpu/gpu-tensor.js';
+import { download, type GpuTensor } from '../src/gpu/gpu-tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
 import type { BenchContext, BenchModule, BenchRow } from './harness.js';
-
-/** Fills a float16 tensor with hash-based uniform values of variance 1 (bench data, not a library RNG). */
-const FILL = /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> dst: array<u32>;
-@group(0) @binding(1) var<uniform> seed: vec4<u32>;
-fn hash(x: u32) -> u32 {
-  var h = x * 0x9e3779b9u + seed.x;
-  h ^= h >> 16u; h *= 0x7feb352du; h ^= h >> 15u; h *= 0x846ca68bu; h ^= h >> 16u;
-  return h;
-}
-fn u(x: u32) -> f32 { return (f32(hash(x) >> 8u) / 16777216.0 * 2.0 - 1.0) * 1.7320508; }
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
-  let i = gid.x + gid.y * n.x * 256u;
-  if (i >= arrayLength(&dst)) { return; }
-  dst[i] = pack2x16float(vec2<f32>(u(2u * i), u(2u * i + 1u)));
-}`;
-
-function randomF16(rt: GpuRuntime, shape: number[], seed: number): GpuTensor<'float16'> {
-  const t = emptyGpu(rt, shape, 'float16', 'bench input');
-  const seedBuf = rt.createBuffer(16, 0x40 | 0x08, 'seed');
-  rt.device.queue.writeBuffer(seedBuf, 0, new Uint32Array([seed, 0, 0, 0]));
-  const pipe = rt.pipeline(FILL);
-  const enc = rt.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipe);
-  pass.setBindGroup(
-    0,
-    rt.device.createBindGroup({
-      layout: pipe.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: t.buffer } },
-        { binding: 1, resource: { buffer: seedBuf } },
-      ],
-    }),
-  );
-  const groups = Math.ceil(t.size / 2 / 256);
-  const x = Math.min(groups, 65535);
-  pass.dispatchWorkgroups(x, Math.ceil(groups / x));
-  pass.end();
-  rt.device.queue.submit([enc.finish()]);
-  seedBuf.destroy();
-  return t;
-}
+import { randomGpu } from './gpu-data.js';
 
 interface Shape {
   batch: number;
@@ -110,7 +67,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
   try {
     for (const s of shapes) {
       const shape = [s.batch, s.heads, s.tokens, s.headDim];
-      const ts = [1, 2, 3].map((seed) => randomF16(rt, shape, seed));
+      const ts = [1, 2, 3].map((seed) => randomGpu(rt, shape, 'float16', seed));
       const host = await Promise.all(ts.map(async (t) => (await download(t)).data as Uint16Array));
       const tiers = rt.caps.tiers.filter(
         (t) => t !== 'f32' && (t !== 'f16' || s.tokens <= 4096 || ctx.quick),

@@ -8,67 +8,14 @@ import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { planSageKernelGpu, scaleGroupRules } from '../src/attention/sage/kernel-gpu.js';
 import type { QKGranularity } from '../src/quant/types.js';
 import { describeAdapter } from '../src/gpu/capabilities.js';
-import { GpuTensor, emptyGpu, upload } from '../src/gpu/gpu-tensor.js';
+import { GpuTensor, upload } from '../src/gpu/gpu-tensor.js';
 import { Tensor } from '../src/core/tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
 import type { GpuAttentionPlan } from '../src/attention/dense-gpu.js';
+import { randomGpu } from './gpu-data.js';
 import { median, type BenchContext, type BenchModule, type BenchRow } from './harness.js';
 import { sageAttention } from '../src/attention/sage/sage-attention.js';
-
-/** Random words from an integer hash: int8 codes in [-127, 127], or f16 values in [-1, 1). */
-const FILL = /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> dst: array<u32>;
-@group(0) @binding(1) var<uniform> seed: vec4<u32>;
-fn hash(x: u32) -> u32 {
-  var h = x * 0x9e3779b9u + seed.x;
-  h ^= h >> 16u; h *= 0x7feb352du; h ^= h >> 15u; h *= 0x846ca68bu; h ^= h >> 16u;
-  return h;
-}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
-  let i = gid.x + gid.y * n.x * 256u;
-  if (i >= arrayLength(&dst)) { return; }
-  let h = hash(i);
-  if (seed.y == 1u) {
-    dst[i] = pack2x16float(vec2<f32>(f32(h & 0xffffu) / 32768.0 - 1.0, f32(h >> 16u) / 32768.0 - 1.0));
-  } else {
-    // int8 codes in [-127, 127]: clear any -128
-    dst[i] = h | ((~h >> 7u) & 0x01010101u & ((h & 0x80808080u) >> 7u));
-  }
-}`;
-
-function fill<D extends 'int8' | 'float16'>(
-  rt: GpuRuntime,
-  shape: number[],
-  dtype: D,
-  seed: number,
-): GpuTensor<D> {
-  const t = emptyGpu(rt, shape, dtype, 'bench input');
-  const seedBuf = rt.createBuffer(16, 0x40 | 0x08, 'seed');
-  rt.device.queue.writeBuffer(seedBuf, 0, new Uint32Array([seed, dtype === 'float16' ? 1 : 0, 0, 0]));
-  const pipe = rt.pipeline(FILL);
-  const enc = rt.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipe);
-  pass.setBindGroup(
-    0,
-    rt.device.createBindGroup({
-      layout: pipe.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: t.buffer } },
-        { binding: 1, resource: { buffer: seedBuf } },
-      ],
-    }),
-  );
-  const groups = Math.ceil(t.buffer.size / 4 / 256);
-  const x = Math.min(groups, 65535);
-  pass.dispatchWorkgroups(x, Math.ceil(groups / x));
-  pass.end();
-  rt.device.queue.submit([enc.finish()]);
-  seedBuf.destroy();
-  return t;
-}
 
 function scaleTensor(rt: GpuRuntime, shape: number[], value: number): GpuTensor<'float32'> {
   return upload(
@@ -107,13 +54,13 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           const flops = (4 * B * H * tokens * tokens * headDim) / (causal ? 2 : 1);
           const label = `B${B} H${H} N${tokens} D${headDim}${causal ? ' causal' : ''}`;
           if (!want(label)) continue;
-          const q16 = fill(rt, shape, 'float16', 1);
-          const k16 = fill(rt, shape, 'float16', 2);
-          const v16 = fill(rt, shape, 'float16', 3);
-          const qc = fill(rt, shape, 'int8', 4);
-          const kc = fill(rt, shape, 'int8', 5);
+          const q16 = randomGpu(rt, shape, 'float16', 1);
+          const k16 = randomGpu(rt, shape, 'float16', 2);
+          const v16 = randomGpu(rt, shape, 'float16', 3);
+          const qc = randomGpu(rt, shape, 'int8', 4);
+          const kc = randomGpu(rt, shape, 'int8', 5);
           // random bytes as E4M3 V codes (timing only)
-          const vc = new GpuTensor(rt, fill(rt, shape, 'int8', 8).buffer, shape, 'float8_e4m3fn');
+          const vc = new GpuTensor(rt, randomGpu(rt, shape, 'int8', 8).buffer, shape, 'float8_e4m3fn');
           const dense = await time(rt, planAttentionGpu(q16, k16, v16, { causal }), ctx.quick);
           const denseTops = flops / (dense.kernelMs * 1e-3) / 1e12;
           rows.push({

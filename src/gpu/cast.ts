@@ -4,6 +4,7 @@
  * every adapter. WGSL does not pin the rounding of this conversion (round-to-nearest-even on the
  * drivers sparq was tested on); bit-exact conversions are numerics' `encode` on the host.
  */
+import { recordDispatch } from './dispatch.js';
 import { emptyGpu, type GpuTensor } from './gpu-tensor.js';
 
 const WG = 256;
@@ -34,18 +35,11 @@ export function recordCastToFloat16(
   const runtime = t.runtime;
   const words = Math.ceil(t.size / 2);
   if (words === 0) return;
-  const pipeline = runtime.pipeline(CAST_F32_F16);
-  const bind = runtime.device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [
-      { binding: 0, resource: { buffer: t.buffer, size: t.size * 4 } },
-      { binding: 1, resource: { buffer: out.buffer } },
-    ],
-  });
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bind);
-  const groups = Math.ceil(words / WG);
-  const maxX = runtime.caps.limits.maxComputeWorkgroupsPerDimension;
-  const x = Math.min(groups, maxX);
-  pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+  recordDispatch(
+    runtime,
+    pass,
+    CAST_F32_F16,
+    [{ buffer: t.buffer, size: t.size * 4 }, out.buffer],
+    Math.ceil(words / WG),
+  );
 }

@@ -2,6 +2,7 @@
  * Buffer-to-buffer copy as a compute dispatch, so it can be recorded inside a compute pass together
  * with the kernels that need it (copyBufferToBuffer cannot be recorded in a pass).
  */
+import { recordDispatch } from './dispatch.js';
 import type { GpuRuntime } from './runtime.js';
 
 const WG = 256;
@@ -25,19 +26,5 @@ export function recordCopy(
 ): void {
   const words = Math.ceil(bytes / 4);
   if (words === 0) return;
-  const pipeline = runtime.pipeline(COPY_WORDS);
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    runtime.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: src, size: words * 4 } },
-        { binding: 1, resource: { buffer: dst } },
-      ],
-    }),
-  );
-  const groups = Math.ceil(words / WG);
-  const x = Math.min(groups, runtime.caps.limits.maxComputeWorkgroupsPerDimension);
-  pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+  recordDispatch(runtime, pass, COPY_WORDS, [{ buffer: src, size: words * 4 }, dst], Math.ceil(words / WG));
 }

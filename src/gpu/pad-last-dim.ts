@@ -4,7 +4,8 @@
  * Reads float16 or float32; writes float32.
  */
 import { UnsupportedOptionError } from '../core/errors.js';
-import { BUFFER_USAGE, emptyGpu, type GpuTensor } from './gpu-tensor.js';
+import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from './dispatch.js';
+import { emptyGpu, type GpuTensor } from './gpu-tensor.js';
 
 const WG = 256;
 
@@ -12,11 +13,9 @@ function padWgsl(input: 'f16' | 'f32'): string {
   return /* wgsl */ `
 struct U { rows: u32, srcD: u32, dstD: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> P: U;
-@group(0) @binding(1) var<storage, read> X: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> X: array<${floatArrayElement(input)}>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-fn ld(e: u32) -> f32 {
-  ${input === 'f16' ? 'let w = unpack2x16float(X[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return X[e];'}
-}
+${floatLoaderWgsl('ld', 'X', input)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
   let i = gid.x + gid.y * n.x * ${WG}u;
@@ -40,26 +39,11 @@ export function recordResizeLastDim(
   const srcD = t.shape[t.shape.length - 1];
   const rows = srcD === 0 ? 0 : t.size / srcD;
   const out = emptyGpu(runtime, [...t.shape.slice(0, -1), size], 'float32', 'resized');
-  const params = runtime.createBuffer(16, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'resize params');
-  runtime.device.queue.writeBuffer(params, 0, new Uint32Array([rows, srcD, size, 0]));
+  const params = uniformBuffer(runtime, new Uint32Array([rows, srcD, size, 0]).buffer, 'resize params');
   const total = rows * size;
   if (total > 0) {
-    const pipeline = runtime.pipeline(padWgsl(t.dtype === 'float16' ? 'f16' : 'f32'));
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(
-      0,
-      runtime.device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: params } },
-          { binding: 1, resource: { buffer: t.buffer } },
-          { binding: 2, resource: { buffer: out.buffer } },
-        ],
-      }),
-    );
-    const groups = Math.ceil(total / WG);
-    const x = Math.min(groups, runtime.caps.limits.maxComputeWorkgroupsPerDimension);
-    pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+    const code = padWgsl(t.dtype === 'float16' ? 'f16' : 'f32');
+    recordDispatch(runtime, pass, code, [params, t.buffer, out.buffer], Math.ceil(total / WG));
   }
   return { out, release: () => params.destroy() };
 }

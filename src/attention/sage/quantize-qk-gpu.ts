@@ -7,9 +7,8 @@
  * sits within an ulp of a rounding boundary by one code.
  */
 import { DTypeError, UnsupportedOptionError } from '../../core/errors.js';
-import { emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
-import type { GpuRuntime } from '../../gpu/runtime.js';
-import { BUFFER_USAGE } from '../../gpu/gpu-tensor.js';
+import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
+import { BUFFER_USAGE, emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import type { QKGranularity, QuantRounding } from '../../quant/types.js';
 import type { ScaleGroupRule } from '../flash-params.js';
 import { layoutStrides } from '../flash-params.js';
@@ -22,12 +21,10 @@ function meanWgsl(input: 'f16' | 'f32', D: number): string {
   return /* wgsl */ `
 struct M { heads: u32, tokens: u32, tokenStride: u32, headStride: u32, batchStride: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> U: M;
-@group(0) @binding(1) var<storage, read> X: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> X: array<${floatArrayElement(input)}>;
 @group(0) @binding(2) var<storage, read_write> Mean: array<f32>;
 var<workgroup> partial: array<f32, ${MEAN_THREADS}>;
-fn ld(e: u32) -> f32 {
-  ${input === 'f16' ? 'let w = unpack2x16float(X[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return X[e];'}
-}
+${floatLoaderWgsl('ld', 'X', input)}
 @compute @workgroup_size(${MEAN_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let b = wid.y;
@@ -73,15 +70,13 @@ struct U {
   groups: u32, segTokens: u32, prescale: f32, useMean: u32,
 }
 @group(0) @binding(0) var<uniform> P: U;
-@group(0) @binding(1) var<storage, read> X: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> X: array<${floatArrayElement(input)}>;
 @group(0) @binding(2) var<storage, read> Mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Codes: array<u32>;
 @group(0) @binding(4) var<storage, read_write> Scales: array<f32>;
 var<workgroup> amax: array<atomic<u32>, ${groupsPerSegment}>;
 var<workgroup> scale: array<f32, ${groupsPerSegment}>;
-fn ld(e: u32) -> f32 {
-  ${input === 'f16' ? 'let w = unpack2x16float(X[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return X[e];'}
-}
+${floatLoaderWgsl('ld', 'X', input)}
 fn groupOf(n: u32) -> u32 {
   return (n / P.div) * P.mul + select(0u, (n % 8u) / max(P.mod8Div, 1u), P.mod8Div > 0u);
 }
@@ -158,16 +153,6 @@ function inputKind(t: GpuTensor): 'f16' | 'f32' {
   throw new DTypeError(`GPU quantization takes float16 or float32 tensors; got ${t.dtype}`);
 }
 
-function uniform(runtime: GpuRuntime, words: ArrayBuffer): GPUBuffer {
-  const buf = runtime.createBuffer(
-    words.byteLength,
-    BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
-    'quant params',
-  );
-  runtime.device.queue.writeBuffer(buf, 0, words);
-  return buf;
-}
-
 /** Records the per-(batch, head) token mean of x into a new float32 [B, H, D] tensor. */
 export function recordTokenMeanGpu(
   x: GpuTensor,
@@ -180,21 +165,12 @@ export function recordTokenMeanGpu(
   const runtime = x.runtime;
   const mean = emptyGpu(runtime, [B, H, D], 'float32', 'token mean');
   const st = layoutStrides(layout, H, N, D);
-  const params = uniform(runtime, new Uint32Array([H, N, st.token, st.head, st.batch, 0, 0, 0]).buffer);
-  const pipeline = runtime.pipeline(meanWgsl(inputKind(x), D));
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    runtime.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: params } },
-        { binding: 1, resource: { buffer: x.buffer } },
-        { binding: 2, resource: { buffer: mean.buffer } },
-      ],
-    }),
+  const params = uniformBuffer(
+    runtime,
+    new Uint32Array([H, N, st.token, st.head, st.batch, 0, 0, 0]).buffer,
+    'token mean params',
   );
-  pass.dispatchWorkgroups(H, B);
+  recordDispatch(runtime, pass, meanWgsl(inputKind(x), D), [params, x.buffer, mean.buffer], [H, B, 1]);
   return { mean, release: () => params.destroy() };
 }
 
@@ -232,36 +208,26 @@ export function recordQuantizeInt8Gpu(
   ]);
   new Float32Array(words)[10] = opts.prescale;
   new Uint32Array(words)[11] = opts.mean ? 1 : 0;
-  const params = uniform(runtime, words);
+  const params = uniformBuffer(runtime, words, 'int8 quantizer params');
   // without a mean the shader never reads binding 2, but it must be bound (and not to a written buffer)
   const placeholder = opts.mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
   const meanBuf = opts.mean?.buffer ?? (placeholder as GPUBuffer);
-  const pipeline = runtime.pipeline(
-    quantWgsl(
-      inputKind(x),
-      D,
-      groupsPerSegment,
-      opts.rounding,
-      opts.granularity === 'per-thread',
-      opts.bits === 4 ? 7 : 127,
-    ),
-  );
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    runtime.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: params } },
-        { binding: 1, resource: { buffer: x.buffer } },
-        { binding: 2, resource: { buffer: meanBuf } },
-        { binding: 3, resource: { buffer: codes.buffer } },
-        { binding: 4, resource: { buffer: scales.buffer } },
-      ],
-    }),
+  const code = quantWgsl(
+    inputKind(x),
+    D,
+    groupsPerSegment,
+    opts.rounding,
+    opts.granularity === 'per-thread',
+    opts.bits === 4 ? 7 : 127,
   );
   // every scale group gets a workgroup, also the ones past N in the last tile (their scale is the guard)
-  pass.dispatchWorkgroups(Math.ceil(rule.groups / groupsPerSegment), H, B);
+  recordDispatch(
+    runtime,
+    pass,
+    code,
+    [params, x.buffer, meanBuf, codes.buffer, scales.buffer],
+    [Math.ceil(rule.groups / groupsPerSegment), H, B],
+  );
   return {
     codes,
     scales,

@@ -5,6 +5,7 @@
  * and codes 0. Matches the CPU quantizer within float rounding (WGSL's f32 division).
  */
 import { UnsupportedOptionError } from '../../core/errors.js';
+import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
 import { BUFFER_USAGE, emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import { layoutStrides } from '../flash-params.js';
 import type { VCodeFormat } from '../flash-wgsl-formats.js';
@@ -37,15 +38,13 @@ function channelQuantWgsl(input: 'f16' | 'f32', D: number, format: VCodeFormat):
   return /* wgsl */ `
 struct U { heads: u32, tokens: u32, tokenStride: u32, headStride: u32, batchStride: u32, useMean: u32, scaleMax: f32, pad: u32 }
 @group(0) @binding(0) var<uniform> P: U;
-@group(0) @binding(1) var<storage, read> X: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> X: array<${floatArrayElement(input)}>;
 @group(0) @binding(2) var<storage, read> Mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Codes: array<u32>;
 @group(0) @binding(4) var<storage, read_write> Scales: array<f32>;
 var<workgroup> mul: array<f32, ${D}>;
 ${ENCODE_WGSL[format]}
-fn ld(e: u32) -> f32 {
-  ${input === 'f16' ? 'let w = unpack2x16float(X[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return X[e];'}
-}
+${floatLoaderWgsl('ld', 'X', input)}
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let b = wid.y;
@@ -97,25 +96,12 @@ export function recordQuantizeVGpu(
   const words = new ArrayBuffer(32);
   new Uint32Array(words).set([H, N, st.token, st.head, st.batch, opts.mean ? 1 : 0]);
   new Float32Array(words)[6] = opts.scaleMax;
-  const params = runtime.createBuffer(32, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'V quant params');
-  runtime.device.queue.writeBuffer(params, 0, words);
+  const params = uniformBuffer(runtime, words, 'V quantizer params');
+  // without a mean the shader never reads binding 2, but it must be bound (and not to a written buffer)
   const placeholder = opts.mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
-  const pipeline = runtime.pipeline(channelQuantWgsl(v.dtype === 'float16' ? 'f16' : 'f32', D, opts.format));
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    runtime.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: params } },
-        { binding: 1, resource: { buffer: v.buffer } },
-        { binding: 2, resource: { buffer: opts.mean?.buffer ?? (placeholder as GPUBuffer) } },
-        { binding: 3, resource: { buffer: codes.buffer } },
-        { binding: 4, resource: { buffer: scales.buffer } },
-      ],
-    }),
-  );
-  pass.dispatchWorkgroups(H, B);
+  const code = channelQuantWgsl(v.dtype === 'float16' ? 'f16' : 'f32', D, opts.format);
+  const mean = opts.mean?.buffer ?? (placeholder as GPUBuffer);
+  recordDispatch(runtime, pass, code, [params, v.buffer, mean, codes.buffer, scales.buffer], [H, B, 1]);
   return {
     codes,
     scales,

@@ -11,7 +11,8 @@
  * range limits cannot happen here. NVFP4/MXFP4 (sage3) and Q smoothing run on the CPU backend.
  */
 import { UnsupportedOptionError } from '../../core/errors.js';
-import { BUFFER_USAGE, type GpuTensor } from '../../gpu/gpu-tensor.js';
+import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
+import type { GpuTensor } from '../../gpu/gpu-tensor.js';
 import { log2eSmScale } from '../../quant/sm-scale-fold.js';
 import { layoutStrides } from '../flash-params.js';
 import { recordResizeLastDim } from '../../gpu/pad-last-dim.js';
@@ -37,12 +38,10 @@ function lseCorrectionWgsl(input: 'f16' | 'f32', D: number): string {
   return /* wgsl */ `
 struct U { heads: u32, headsKv: u32, tokens: u32, tokenStride: u32, headStride: u32, batchStride: u32, smScale: f32, pad: u32 }
 @group(0) @binding(0) var<uniform> P: U;
-@group(0) @binding(1) var<storage, read> Q: array<${input === 'f16' ? 'u32' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> Q: array<${floatArrayElement(input)}>;
 @group(0) @binding(2) var<storage, read> KMean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Lse: array<f32>;
-fn ld(e: u32) -> f32 {
-  ${input === 'f16' ? 'let w = unpack2x16float(Q[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u);' : 'return Q[e];'}
-}
+${floatLoaderWgsl('ld', 'Q', input)}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;
@@ -180,23 +179,15 @@ export function sageAttentionGpu(
     const words = new ArrayBuffer(32);
     new Uint32Array(words).set([p.headsQ, p.headsKv, p.tokensQ, st.token, st.head, st.batch]);
     new Float32Array(words)[6] = p.smScale;
-    const params = runtime.createBuffer(32, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'lse correction');
-    runtime.device.queue.writeBuffer(params, 0, words);
-    const pipeline = runtime.pipeline(lseCorrectionWgsl(q.dtype === 'float16' ? 'f16' : 'f32', Dp));
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(
-      0,
-      runtime.device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: params } },
-          { binding: 1, resource: { buffer: q.buffer } },
-          { binding: 2, resource: { buffer: kMean.buffer } },
-          { binding: 3, resource: { buffer: plan.lse.buffer } },
-        ],
-      }),
+    const params = uniformBuffer(runtime, words, 'lse correction');
+    const code = lseCorrectionWgsl(q.dtype === 'float16' ? 'f16' : 'f32', Dp);
+    recordDispatch(
+      runtime,
+      pass,
+      code,
+      [params, q.buffer, kMean.buffer, plan.lse.buffer],
+      [Math.ceil(p.tokensQ / 64), p.headsQ, p.batch],
     );
-    pass.dispatchWorkgroups(Math.ceil(p.tokensQ / 64), p.headsQ, p.batch);
     releases.push(() => params.destroy());
   }
   let out = plan.out;
