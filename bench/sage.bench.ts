@@ -46,7 +46,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
   const want = (name: string) => ctx.filter.length === 0 || ctx.filter.some((f) => name.includes(f));
   const tiles = { blockQ: 128, warpQ: 32, blockK: 64, warpK: 64 };
   try {
-    for (const tokens of ctx.quick ? [1024] : [1024, 4096, 16384])
+    for (const tokens of ctx.quick ? [1024] : [1024, 4096, 16384, 32768])
       for (const headDim of [64, 128])
         for (const causal of [false, true]) {
           const [B, H] = ctx.quick ? [1, 4] : [2, 16];

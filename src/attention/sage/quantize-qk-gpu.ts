@@ -11,41 +11,8 @@ import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } fro
 import { BUFFER_USAGE, emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import type { QKGranularity, QuantRounding } from '../../quant/types.js';
 import type { ScaleGroupRule } from '../flash-params.js';
+import { recordChannelStatGpu } from './channel-stats-gpu.js';
 import { layoutStrides } from '../flash-params.js';
-
-const MEAN_THREADS = 256;
-
-/** Per-(batch, head) token mean of a float16/float32 [B,H,N,D] (layout) tensor → float32 [B, H, D]. */
-function meanWgsl(input: 'f16' | 'f32', D: number): string {
-  const lanes = Math.max(1, Math.floor(MEAN_THREADS / D));
-  return /* wgsl */ `
-struct M { heads: u32, tokens: u32, tokenStride: u32, headStride: u32, batchStride: u32, pad0: u32, pad1: u32, pad2: u32 }
-@group(0) @binding(0) var<uniform> U: M;
-@group(0) @binding(1) var<storage, read> X: array<${floatArrayElement(input)}>;
-@group(0) @binding(2) var<storage, read_write> Mean: array<f32>;
-var<workgroup> partial: array<f32, ${MEAN_THREADS}>;
-${floatLoaderWgsl('ld', 'X', input)}
-@compute @workgroup_size(${MEAN_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let b = wid.y;
-  let h = wid.x;
-  let base = b * U.batchStride + h * U.headStride;
-  // thread = (token lane, channel); channels beyond D idle
-  let lane = tid / ${D}u;
-  let d = tid % ${D}u;
-  var s = 0.0;
-  if (lane < ${lanes}u) {
-    for (var n = lane; n < U.tokens; n += ${lanes}u) { s += ld(base + n * U.tokenStride + d); }
-  }
-  partial[tid] = s;
-  workgroupBarrier();
-  if (tid < ${D}u) {
-    var t = 0.0;
-    for (var l = 0u; l < ${lanes}u; l++) { t += partial[l * ${D}u + tid]; }
-    Mean[(b * U.heads + h) * ${D}u + tid] = t / f32(max(U.tokens, 1u));
-  }
-}`;
-}
 
 const QUANT_THREADS = 128;
 
@@ -153,25 +120,14 @@ function inputKind(t: GpuTensor): 'f16' | 'f32' {
   throw new DTypeError(`GPU quantization takes float16 or float32 tensors; got ${t.dtype}`);
 }
 
-/** Records the per-(batch, head) token mean of x into a new float32 [B, H, D] tensor. */
+/** Records the per-(batch, head) token mean of x into a new float32 [B, H, D] tensor (channel-stats-gpu.ts). */
 export function recordTokenMeanGpu(
   x: GpuTensor,
   layout: 'HND' | 'NHD',
   pass: GPUComputePassEncoder,
 ): { mean: GpuTensor<'float32'>; release: () => void } {
-  const { B, H, N, D } = dims(x, layout);
-  if (D > MEAN_THREADS)
-    throw new UnsupportedOptionError(`GPU smoothing supports head dims up to ${MEAN_THREADS}; got ${D}`);
-  const runtime = x.runtime;
-  const mean = emptyGpu(runtime, [B, H, D], 'float32', 'token mean');
-  const st = layoutStrides(layout, H, N, D);
-  const params = uniformBuffer(
-    runtime,
-    new Uint32Array([H, N, st.token, st.head, st.batch, 0, 0, 0]).buffer,
-    'token mean params',
-  );
-  recordDispatch(runtime, pass, meanWgsl(inputKind(x), D), [params, x.buffer, mean.buffer], [H, B, 1]);
-  return { mean, release: () => params.destroy() };
+  const { out, release } = recordChannelStatGpu(x, layout, 'mean', pass);
+  return { mean: out, release };
 }
 
 /** Records INT8 group quantization of x; returns codes (int8, x's layout) and scales [B, H, groups]. */

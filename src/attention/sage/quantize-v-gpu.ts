@@ -8,6 +8,7 @@ import { UnsupportedOptionError } from '../../core/errors.js';
 import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
 import { BUFFER_USAGE, emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import { layoutStrides } from '../flash-params.js';
+import { STAT_CHUNK, recordChannelStatGpu } from './channel-stats-gpu.js';
 import type { VCodeFormat } from '../flash-wgsl-formats.js';
 
 const THREADS = 256;
@@ -34,41 +35,49 @@ fn encodeV(x: f32) -> u32 {
 fn encodeV(x: f32) -> u32 { return u32(i32(clamp(round(x), -127.0, 127.0))) & 0xffu; }`,
 };
 
-function channelQuantWgsl(input: 'f16' | 'f32', D: number, format: VCodeFormat): string {
+/**
+ * Encodes V with its per-channel multipliers scaleMax/amax (0 for an all-zero channel), one workgroup
+ * per chunk of tokens, head and batch, four channels of one token per word; the first chunk's
+ * workgroup also writes the scales amax/scaleMax.
+ */
+function encodeWgsl(input: 'f16' | 'f32', D: number, format: VCodeFormat): string {
   return /* wgsl */ `
 struct U { heads: u32, tokens: u32, tokenStride: u32, headStride: u32, batchStride: u32, useMean: u32, scaleMax: f32, pad: u32 }
 @group(0) @binding(0) var<uniform> P: U;
 @group(0) @binding(1) var<storage, read> X: array<${floatArrayElement(input)}>;
 @group(0) @binding(2) var<storage, read> Mean: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Codes: array<u32>;
-@group(0) @binding(4) var<storage, read_write> Scales: array<f32>;
+@group(0) @binding(3) var<storage, read> Amax: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Codes: array<u32>;
+@group(0) @binding(5) var<storage, read_write> Scales: array<f32>;
 var<workgroup> mul: array<f32, ${D}>;
+var<workgroup> shift: array<f32, ${D}>;
 ${ENCODE_WGSL[format]}
 ${floatLoaderWgsl('ld', 'X', input)}
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let b = wid.y;
-  let h = wid.x;
+  let c = wid.x;
+  let h = wid.y;
+  let b = wid.z;
   let base = b * P.batchStride + h * P.headStride;
   let c0 = (b * P.heads + h) * ${D}u;
   if (tid < ${D}u) {
-    let m = select(0.0, Mean[c0 + tid], P.useMean != 0u);
-    var amax = 0.0;
-    for (var n = 0u; n < P.tokens; n++) { amax = max(amax, abs(ld(base + n * P.tokenStride + tid) - m)); }
-    Scales[c0 + tid] = amax / P.scaleMax;
+    let amax = Amax[c0 + tid];
     mul[tid] = select(0.0, P.scaleMax / amax, amax > 0.0);
+    shift[tid] = select(0.0, Mean[c0 + tid], P.useMean != 0u);
+    if (c == 0u) { Scales[c0 + tid] = amax / P.scaleMax; }
   }
   workgroupBarrier();
-  // four channels of one token per word
-  for (var e = tid; e < P.tokens * ${D / 4}u; e += ${THREADS}u) {
-    let n = e / ${D / 4}u;
-    let d0 = (e % ${D / 4}u) * 4u;
-    var word = 0u;
-    for (var i = 0u; i < 4u; i++) {
-      let m = select(0.0, Mean[c0 + d0 + i], P.useMean != 0u);
-      word |= encodeV((ld(base + n * P.tokenStride + d0 + i) - m) * mul[d0 + i]) << (8u * i);
+  let n0 = c * ${STAT_CHUNK}u;
+  for (var e = tid; e < ${STAT_CHUNK * (D / 4)}u; e += ${THREADS}u) {
+    let n = n0 + e / ${D / 4}u;
+    if (n < P.tokens) {
+      let d0 = (e % ${D / 4}u) * 4u;
+      var word = 0u;
+      for (var i = 0u; i < 4u; i++) {
+        word |= encodeV((ld(base + n * P.tokenStride + d0 + i) - shift[d0 + i]) * mul[d0 + i]) << (8u * i);
+      }
+      Codes[(base + n * P.tokenStride + d0) / 4u] = word;
     }
-    Codes[(base + n * P.tokenStride + d0) / 4u] = word;
   }
 }`;
 }
@@ -93,21 +102,30 @@ export function recordQuantizeVGpu(
   const codes = emptyGpu(runtime, v.shape, opts.format, 'V codes', 512);
   const scales = emptyGpu(runtime, [B, H, D], 'float32', 'V scales');
   const st = layoutStrides(opts.layout, H, N, D);
+  const amax = recordChannelStatGpu(v, opts.layout, 'absmax', pass, opts.mean);
   const words = new ArrayBuffer(32);
   new Uint32Array(words).set([H, N, st.token, st.head, st.batch, opts.mean ? 1 : 0]);
   new Float32Array(words)[6] = opts.scaleMax;
   const params = uniformBuffer(runtime, words, 'V quantizer params');
   // without a mean the shader never reads binding 2, but it must be bound (and not to a written buffer)
   const placeholder = opts.mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
-  const code = channelQuantWgsl(v.dtype === 'float16' ? 'f16' : 'f32', D, opts.format);
+  const code = encodeWgsl(v.dtype === 'float16' ? 'f16' : 'f32', D, opts.format);
   const mean = opts.mean?.buffer ?? (placeholder as GPUBuffer);
-  recordDispatch(runtime, pass, code, [params, v.buffer, mean, codes.buffer, scales.buffer], [H, B, 1]);
+  recordDispatch(
+    runtime,
+    pass,
+    code,
+    [params, v.buffer, mean, amax.out.buffer, codes.buffer, scales.buffer],
+    [Math.max(1, Math.ceil(N / STAT_CHUNK)), H, B],
+  );
   return {
     codes,
     scales,
     release: () => {
       params.destroy();
       placeholder?.destroy();
+      amax.release();
+      amax.out.destroy();
     },
   };
 }
