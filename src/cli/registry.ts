@@ -4,8 +4,9 @@
  */
 import type { Command } from './command.js';
 import * as doctor from './commands/doctor.js';
+import * as evalCommand from './commands/eval.js';
 
-export const COMMANDS: readonly Command[] = [doctor];
+export const COMMANDS: readonly Command[] = [doctor, evalCommand];
 
 /** The command called `name`, if there is one. */
 export function findCommand(name: string): Command | undefined {

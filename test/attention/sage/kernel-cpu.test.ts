@@ -13,6 +13,7 @@ import {
 } from '../../../src/attention/sage/options.js';
 import { quantizeQK } from '../../../src/attention/sage/quantize-qk.js';
 import { quantizeV } from '../../../src/attention/sage/quantize-v.js';
+import { sageAttention } from '../../../src/attention/sage/sage-attention.js';
 import { gaussianQkv } from '../cases.js';
 
 const f32 = Math.fround;
@@ -248,6 +249,45 @@ test('smoothV: the kernel adds v̄ back after O / l and δ_V', () => {
   // V channels sitting at 8–15 (SA2 Table 10's CogVideoX case): smoothing recovers the resolution
   assert.ok(metrics.relL1(smoothed, ref) < metrics.relL1(plain, ref) / 3);
   assert.ok(metrics.relL1(smoothed, ref) < 0.003);
+});
+
+test("NVFP4 P: 'direct' scaling drops the small groups that SA3's two-level scaling keeps", () => {
+  // One query, 128 keys: key 0 sits 8 nats above the 127 others (an attention sink), so each tail P̃
+  // is r = e^-8 of the max. V holds E2M1 values with a 6 in every 16-token group (scale 1, exact).
+  const d = 64;
+  const n = 128;
+  const q = tensor([8, ...new Array(d - 1).fill(0)], [1, 1, 1, d], 'float32');
+  const k = tensor(
+    Array.from({ length: n * d }, (_, i) => (i === 0 ? 8 : 0)),
+    [1, 1, n, d],
+    'float32',
+  );
+  const vRows = Array.from({ length: n }, (_, j) =>
+    Array.from({ length: d }, (_, x) => (j % 16 === 0 ? 6 : [1, -0.5, 2, -3][(j + x) % 4])),
+  );
+  const v = tensor(vRows.flat(), [1, 1, n, d], 'float32');
+  const ref = attentionReference(q, k, v);
+  const opts: SageOptions = { preset: 'sage3', qk: { kind: 'none' } };
+  const twoLevel = pipeline(q, k, v, opts).out.out;
+  const direct = pipeline(q, k, v, opts, { pScaling: 'direct' }).out.out;
+  // direct: the tail groups' scales r/6 < 2^-10 round to 0, and the sink's 1/6 rounds to 0.171875, so
+  // O = 1.03125·v₀ / l with l the unquantized 1 + 127·r
+  const l = 1 + 127 * Math.exp(-8);
+  direct.data.forEach((o, x) =>
+    assert.ok(Math.abs(o - (1.03125 * vRows[0][x]) / l) < 1e-5, `channel ${x}: ${o}`),
+  );
+  const [errTwoLevel, errDirect] = [metrics.relL1(twoLevel, ref), metrics.relL1(direct, ref)];
+  assert.ok(errTwoLevel < 0.001, `two-level relL1 ${errTwoLevel}`);
+  assert.ok(errDirect > 10 * errTwoLevel, `direct relL1 ${errDirect} vs two-level ${errTwoLevel}`);
+  // sageAttention passes the option through to the kernel
+  assert.deepEqual(
+    sageAttention(q, k, v, { ...opts, pScaling: 'direct', returnLse: false }).data,
+    direct.data,
+  );
+  assert.throws(
+    () => pipeline(q, k, v, { preset: 'sage2' }, { pScaling: 'direct' }),
+    /pScaling 'direct'.*needs pFormat 'nvfp4'/,
+  );
 });
 
 test('kernel option and operand checks', () => {

@@ -173,6 +173,22 @@ test('bad options are UnsupportedOptionErrors that say what to do', () => {
   rejects({ causal: 1 }, /causal must be true or false/);
 });
 
+test("pScaling: 'two-level' in every preset; 'direct' only with NVFP4 P", () => {
+  for (const preset of ['sage1', 'sage2', 'sage2++', 'sage3'] as const) {
+    assert.equal(resolve({ preset }).config.pScaling, 'two-level', preset);
+  }
+  assert.equal(resolve({ preset: 'sage3', pScaling: 'direct' }).config.pScaling, 'direct');
+  assert.throws(
+    () => resolve({ preset: 'sage2', pScaling: 'direct' }),
+    (e: unknown) =>
+      e instanceof UnsupportedOptionError && /pScaling 'direct'.*needs pFormat 'nvfp4'/.test(e.message),
+  );
+  assert.throws(() => resolve({ preset: 'sage3', pScaling: 'row' as never }), /pScaling must be one of/);
+  const raw = { pFormat: 'int8', vFormat: 'int8', pvAccum: 'fp32', blockK: 64 } as const;
+  assert.doesNotThrow(() => assertPVCombination({ ...raw, pScaling: 'two-level' }));
+  assert.throws(() => assertPVCombination({ ...raw, pScaling: 'direct' }), UnsupportedOptionError);
+});
+
 test('bad tensors are ShapeErrors, checked before the options', () => {
   assert.throws(() => resolveSageOptions(q, f32(1, 3, 90, 64), f32(1, 3, 90, 64)), ShapeError);
   assert.throws(() => resolveSageOptions(q, kv, f32(1, 2, 91, 64)), ShapeError);

@@ -13,6 +13,26 @@ test('static ranges: E4M3 uses the reference constant 8.807, the others log2 of 
   assert.ok(Math.abs(2 ** pExponentOffset('int8') - 127) < 1e-12);
   assert.equal(pExponentOffset('fp16'), 0);
   assert.ok(Math.abs(2 ** pExponentOffset('nvfp4') - 2688) < 1e-9);
+  assert.equal(pExponentOffset('nvfp4', 'two-level'), pExponentOffset('nvfp4'));
+});
+
+test("direct NVFP4 P: no level-1 offset, so P̃ ∈ [0, 1] and the group scales max/6 sit in E4M3's subnormals", () => {
+  assert.equal(pExponentOffset('nvfp4', 'direct'), 0);
+  // the same row, two-level (×2688) and direct: the row max and a group 2^-12 below it
+  const row = [1, ...new Array(15).fill(0), 2 ** -12, 2 ** -13];
+  const twoLevel = quantizeP(
+    Float32Array.from(row, (p) => p * 2688),
+    'nvfp4',
+    'nearest-even',
+  );
+  const direct = quantizeP(Float32Array.from(row), 'nvfp4', 'nearest-even');
+  // two-level: scales 448 and 2688·2^-12/6 = 0.109375, both normal E4M3 numbers: the small group survives
+  assert.deepEqual(Array.from(twoLevel.groupScales as Float32Array), [448, 0.109375]);
+  assert.deepEqual(Array.from(twoLevel.values.slice(16)), [0.65625, 0.328125]);
+  // direct: 1/6 rounds to 0.171875 (the row max comes out 3% high) and 2^-12/6 < 2^-10 rounds to 0
+  assert.deepEqual(Array.from(direct.groupScales as Float32Array), [0.171875, 0]);
+  assert.equal(direct.values[0], 1.03125);
+  assert.deepEqual(Array.from(direct.values.slice(16)), [0, 0]);
 });
 
 test('E4M3 P codes: the row max lands on 448 (code 0x7e) through the 8.807 offset', () => {
