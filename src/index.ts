@@ -68,6 +68,7 @@ export { metrics } from './attention/metrics.js';
 
 // SageAttention: the pipeline and its public steps (smooth → quantize → kernel → finalize)
 export { sageAttention } from './attention/sage/sage-attention.js';
+export { evaluateSage, type SageEvaluation, type Finding } from './attention/sage/evaluate.js';
 export {
   type SageOptions,
   type ResolvedSage,
