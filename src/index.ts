@@ -106,3 +106,13 @@ export { quantizePerChannel, type ChannelFormat } from './quant/channel-quant.js
 export { quantizeMicroscaled, type MicroscaleFormat, type MicroscaleAxis } from './quant/microscaling.js';
 export { nvfp4Scale } from './quant/nvfp4.js';
 export { mxfp4Scale, MX_SCALE_RULES } from './quant/mxfp4.js';
+
+// io
+export {
+  parseSafetensors,
+  writeSafetensors,
+  type SafetensorsContents,
+  type ReadSafetensorsOptions,
+  type WriteSafetensorsOptions,
+} from './io/safetensors.js';
+export { readSafetensors, writeSafetensorsFile } from './io/safetensors-file.js';
