@@ -4,9 +4,10 @@
  */
 import type { Command } from './command.js';
 import * as doctor from './commands/doctor.js';
+import * as attentionCommand from './commands/attention.js';
 import * as evalCommand from './commands/eval.js';
 
-export const COMMANDS: readonly Command[] = [doctor, evalCommand];
+export const COMMANDS: readonly Command[] = [doctor, evalCommand, attentionCommand];
 
 /** The command called `name`, if there is one. */
 export function findCommand(name: string): Command | undefined {
