@@ -39,7 +39,7 @@ describe('sparq eval', () => {
       assert.match(r.stdout, /--quick/);
       assert.equal(r.stderr, '');
     }
-    assert.match((await sparqInProcess(['--help'])).stdout, /^ {2}eval {4}\S/m);
+    assert.match((await sparqInProcess(['--help'])).stdout, /^ {2}eval +\S/m);
   });
 
   test('a missing or unknown suite, extra words or a bad seed: usage error, exit 2, nothing on stdout', async () => {
