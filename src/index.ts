@@ -116,3 +116,6 @@ export {
   type WriteSafetensorsOptions,
 } from './io/safetensors.js';
 export { readSafetensors, writeSafetensorsFile } from './io/safetensors-file.js';
+
+// autograd (CPU, float64): tape-based reverse mode with hand-written backward passes
+export * as autograd from './autograd/index.js';
