@@ -5,7 +5,7 @@
  * changes — and `skippedSteps` counts it, as mixed-precision loss scalers do (PyTorch's GradScaler
  * skips `optimizer.step()` on inf/NaN), so one bad batch cannot poison the weights or the moments.
  */
-import { DTypeError, ShapeError } from '../core/errors.js';
+import { DTypeError, ShapeError, UnsupportedOptionError } from '../core/errors.js';
 import { Tensor, formatShape } from '../core/tensor.js';
 import type { F64, Var } from '../autograd/var.js';
 
@@ -59,7 +59,7 @@ export abstract class SlotOptimizer implements Optimizer {
   protected constructor(params: readonly Var[], slotNames: readonly string[]) {
     params.forEach((p, i) => {
       if (!p.requiresGrad) {
-        throw new DTypeError(
+        throw new UnsupportedOptionError(
           `parameter ${i} (shape ${formatShape(p.shape)}) does not require a gradient; use param()`,
         );
       }

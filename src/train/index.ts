@@ -1,0 +1,12 @@
+/** Training: SGD and AdamW over autograd Vars, safetensors checkpoints, and a resumable training loop. */
+export { type Optimizer, type OptimizerState, SlotOptimizer, gradientsAreFinite } from './optimizer.js';
+export { sgd, type SgdOptions } from './sgd.js';
+export { adamw, type AdamWOptions } from './adamw.js';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  CHECKPOINT_FORMAT,
+  type CheckpointContents,
+  type LoadedCheckpoint,
+} from './checkpoint.js';
+export { trainLoop, type TrainLoopOptions, type TrainProgress, type TrainResult } from './train-loop.js';
