@@ -119,3 +119,6 @@ export { readSafetensors, writeSafetensorsFile } from './io/safetensors-file.js'
 
 // autograd (CPU, float64): tape-based reverse mode with hand-written backward passes
 export * as autograd from './autograd/index.js';
+
+// training: optimizers, safetensors checkpoints, a resumable training loop
+export * as train from './train/index.js';
