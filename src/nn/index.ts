@@ -1,0 +1,30 @@
+/** Neural-network layers over autograd: the linear layer's low-bit training precision modes. */
+export { linear, LINEAR_MODES, type LinearMode, type LinearOptions } from './linear.js';
+export {
+  type Int8Blocks,
+  type Int8BlockRounding,
+  type QuantizeInt8BlocksOptions,
+  INT8_BLOCK_SIZE,
+  blockAbsMax,
+  quantizeInt8Blocks,
+  dequantizeInt8Blocks,
+  transposeInt8Blocks,
+  int8BlockMatmul,
+} from './int8-blocks.js';
+export {
+  type FallbackCriterion,
+  type FallbackStats,
+  type FallbackQuantized,
+  selectFallbackBlocks,
+  quantizeInt8Fallback,
+} from './fallback.js';
+export {
+  type GroupAxis,
+  type Fp4Rounding,
+  type Mxfp4Groups,
+  type QuantizeMxfp4Options,
+  roundE2M1,
+  quantizeMxfp4,
+  dequantizeMxfp4,
+} from './mxfp4-groups.js';
+export { type Matrix, gemm, columnSums } from './matrix.js';
