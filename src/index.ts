@@ -122,3 +122,6 @@ export * as autograd from './autograd/index.js';
 
 // training: optimizers, safetensors checkpoints, a resumable training loop
 export * as train from './train/index.js';
+
+// nn: the linear layer with its precision modes (fp32, int8-block, int8-fallback, mxfp4, mxfp4-ocp)
+export * as nn from './nn/index.js';
