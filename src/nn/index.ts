@@ -28,3 +28,12 @@ export {
   dequantizeMxfp4,
 } from './mxfp4-groups.js';
 export { type Matrix, gemm, columnSums } from './matrix.js';
+export {
+  OSCILLATION_THRESHOLD,
+  OscillationTracker,
+  relativeChange,
+  oscillationRatio,
+  quantConf,
+  meanQuantConf,
+  scaledLatent,
+} from './oscillation.js';
