@@ -37,3 +37,12 @@ export {
   meanQuantConf,
   scaledLatent,
 } from './oscillation.js';
+export {
+  Q_EMA_DEFAULT_BETA,
+  Q_EMA_DEFAULT_WARMUP,
+  WeightEma,
+  roundE2M1TowardEma,
+  quantizeMxfp4Ema,
+  quantizeForwardWeight,
+  type QuantizeMxfp4EmaOptions,
+} from './q-ema.js';
