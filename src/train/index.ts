@@ -10,3 +10,12 @@ export {
   type LoadedCheckpoint,
 } from './checkpoint.js';
 export { trainLoop, type TrainLoopOptions, type TrainProgress, type TrainResult } from './train-loop.js';
+export {
+  RAMPING_CALIBRATION_STEPS,
+  RAMPING_K1,
+  RAMPING_K2,
+  RampingAdamW,
+  rampingAdamW,
+  updatePeriods,
+  type UpdatePeriodOptions,
+} from './q-ramping.js';
