@@ -46,6 +46,7 @@ import {
 } from './int8-blocks.js';
 import { type Matrix, columnSums, gemm } from './matrix.js';
 import { dequantizeMxfp4, quantizeMxfp4 } from './mxfp4-groups.js';
+import { type WeightEma, quantizeForwardWeight } from './q-ema.js';
 
 export type LinearMode = 'fp32' | 'int8-block' | 'int8-fallback' | 'mxfp4' | 'mxfp4-ocp';
 
@@ -69,6 +70,12 @@ export interface LinearOptions {
   fallback?: FallbackCriterion;
   /** Called by each 'int8-fallback' forward with the realised fallback rate. */
   onFallback?: (stats: FallbackStats) => void;
+  /**
+   * 'mxfp4' / 'mxfp4-ocp' only: Q-EMA (TetraJet §5, Alg. 1). The forward weight quantizer Q2 picks,
+   * between the two FP4 neighbours of each weight, the one nearer the weight's EMA (plain
+   * round-to-nearest until the EMA's warm-up is over). Update the EMA after each optimizer step.
+   */
+  weightEma?: WeightEma;
 }
 
 type Saved =
@@ -100,7 +107,15 @@ function int8Forward(x: Matrix, w: Matrix, opts: LinearOptions): { y: Matrix; sa
 function mxfp4Forward(x: Matrix, w: Matrix, opts: LinearOptions): { y: Matrix; saved: Saved } {
   const scaleRule = opts.mode === 'mxfp4-ocp' ? 'ocp' : 'truncation-free';
   const xd = dequantizeMxfp4(quantizeMxfp4(x, { along: 'row', rounding: 'nearest-even', scaleRule }));
-  const wd = dequantizeMxfp4(quantizeMxfp4(w, { along: 'row', rounding: 'nearest-even', scaleRule }));
+  if (opts.weightEma && opts.weightEma.value.length !== w.data.length) {
+    throw new ShapeError(
+      `the weight EMA holds ${opts.weightEma.value.length} values; the weight has ${w.data.length} (${w.rows}×${w.cols})`,
+    );
+  }
+  const wq = opts.weightEma
+    ? quantizeForwardWeight(w, opts.weightEma, { along: 'row', scaleRule })
+    : quantizeMxfp4(w, { along: 'row', rounding: 'nearest-even', scaleRule });
+  const wd = dequantizeMxfp4(wq);
   return { y: gemm(xd, false, wd, true), saved: { kind: 'mxfp4', xd, wd } };
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, randn } from '../../src/core/tensor.js';
-import { UnsupportedOptionError } from '../../src/core/errors.js';
+import { ShapeError, UnsupportedOptionError } from '../../src/core/errors.js';
 import { Rng } from '../../src/core/rng.js';
 import * as ag from '../../src/autograd/index.js';
 import {
@@ -16,6 +16,8 @@ import {
   roundE2M1,
   quantizeMxfp4,
   dequantizeMxfp4,
+  WeightEma,
+  quantizeMxfp4Ema,
 } from '../../src/nn/index.js';
 
 const tensorOf = (data: Float64Array, shape: number[]) => new Tensor(data, shape, 'float64');
@@ -293,4 +295,28 @@ test('quantized modes stay close to fp32 on Gaussian data (measured relative err
     const errs = [relError(got.y, ref.y), relError(got.dx, ref.dx), relError(got.dw, ref.dw)];
     for (const e of errs) assert.ok(e < bound, `${mode}: relative errors ${errs.join(', ')}`);
   }
+});
+
+test('mxfp4 with Q-EMA: Q2 follows the weight EMA once it is ready, round-to-nearest before', () => {
+  const plain = run({ mode: 'mxfp4' }).y;
+  // an EMA equal to W picks the nearest neighbour: the same forward as plain round-to-nearest
+  const same = new WeightEma(W.data, 0.9, 0);
+  assert.deepEqual(run({ mode: 'mxfp4', weightEma: same }).y, plain);
+  // an EMA pulled far above W picks the upper neighbour wherever the two differ
+  const high = new WeightEma(
+    Float64Array.from(W.data, (w) => w + 3 * Math.sign(w)),
+    0.9,
+    0,
+  );
+  const yHigh = run({ mode: 'mxfp4', weightEma: high }).y;
+  const want = matmulNT(
+    mat(refMxfp4Deq(X, 'truncation-free'), 40, 48),
+    mat(dequantizeMxfp4(quantizeMxfp4Ema(W, high.value, { along: 'row' })), 24, 48),
+  );
+  want.forEach((v, i) => assert.ok(Math.abs(yHigh[i] - v - bT.data[i % 24]) < 1e-12));
+  assert.notDeepEqual(yHigh, plain);
+  // before the warm-up ends the EMA is not used
+  const warming = new WeightEma(high.value, 0.9, 5);
+  assert.deepEqual(run({ mode: 'mxfp4', weightEma: warming }).y, plain);
+  assert.throws(() => run({ mode: 'mxfp4', weightEma: new WeightEma(new Float64Array(3)) }), ShapeError);
 });
