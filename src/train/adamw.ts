@@ -26,6 +26,29 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/** AdamW's hyperparameters with defaults filled in and validated (UnsupportedOptionError otherwise). */
+export function resolveAdamWOptions(opts: AdamWOptions): {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+} {
+  const { lr, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01 } = opts;
+  if (!(lr >= 0) || !Number.isFinite(lr))
+    throw new UnsupportedOptionError(`lr must be finite and ≥ 0; got ${lr}`);
+  for (const b of betas) {
+    if (!(b >= 0 && b < 1))
+      throw new UnsupportedOptionError(`betas must be in [0, 1); got [${betas.join(', ')}]`);
+  }
+  if (!(eps >= 0) || !Number.isFinite(eps))
+    throw new UnsupportedOptionError(`eps must be finite and ≥ 0; got ${eps}`);
+  if (!(weightDecay >= 0) || !Number.isFinite(weightDecay)) {
+    throw new UnsupportedOptionError(`weightDecay must be finite and ≥ 0; got ${weightDecay}`);
+  }
+  return { lr, beta1: betas[0], beta2: betas[1], eps, weightDecay };
+}
+
 class AdamW extends SlotOptimizer {
   private readonly lr: number;
   private readonly beta1: number;
@@ -35,22 +58,13 @@ class AdamW extends SlotOptimizer {
 
   constructor(params: readonly Var[], opts: AdamWOptions) {
     super(params, ['exp_avg', 'exp_avg_sq']);
-    const { lr, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01 } = opts;
-    if (!(lr >= 0) || !Number.isFinite(lr))
-      throw new UnsupportedOptionError(`lr must be finite and ≥ 0; got ${lr}`);
-    for (const b of betas) {
-      if (!(b >= 0 && b < 1))
-        throw new UnsupportedOptionError(`betas must be in [0, 1); got [${betas.join(', ')}]`);
-    }
-    if (!(eps >= 0) || !Number.isFinite(eps))
-      throw new UnsupportedOptionError(`eps must be finite and ≥ 0; got ${eps}`);
-    if (!(weightDecay >= 0) || !Number.isFinite(weightDecay)) {
-      throw new UnsupportedOptionError(`weightDecay must be finite and ≥ 0; got ${weightDecay}`);
-    }
-    this.lr = lr;
-    [this.beta1, this.beta2] = betas;
-    this.eps = eps;
-    this.weightDecay = weightDecay;
+    ({
+      lr: this.lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+    } = resolveAdamWOptions(opts));
   }
 
   protected update(

@@ -16,7 +16,7 @@ import { UnsupportedOptionError } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import type { Var } from '../autograd/var.js';
 import { SlotOptimizer } from './optimizer.js';
-import type { AdamWOptions } from './adamw.js';
+import { type AdamWOptions, resolveAdamWOptions } from './adamw.js';
 
 /** T0 of the calibration window (TetraJet's code). */
 export const RAMPING_CALIBRATION_STEPS = 30;
@@ -69,22 +69,13 @@ export class RampingAdamW extends SlotOptimizer {
 
   constructor(params: readonly Var[], opts: AdamWOptions) {
     super(params, ['exp_avg', 'exp_avg_sq', 'grad_acc', 'step_acc', 'update_period']);
-    const { lr, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01 } = opts;
-    if (!(lr >= 0) || !Number.isFinite(lr))
-      throw new UnsupportedOptionError(`lr must be finite and ≥ 0; got ${lr}`);
-    for (const b of betas) {
-      if (!(b >= 0 && b < 1))
-        throw new UnsupportedOptionError(`betas must be in [0, 1); got [${betas.join(', ')}]`);
-    }
-    if (!(eps >= 0) || !Number.isFinite(eps))
-      throw new UnsupportedOptionError(`eps must be finite and ≥ 0; got ${eps}`);
-    if (!(weightDecay >= 0) || !Number.isFinite(weightDecay)) {
-      throw new UnsupportedOptionError(`weightDecay must be finite and ≥ 0; got ${weightDecay}`);
-    }
-    this.lr = lr;
-    [this.beta1, this.beta2] = betas;
-    this.eps = eps;
-    this.weightDecay = weightDecay;
+    ({
+      lr: this.lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+    } = resolveAdamWOptions(opts));
   }
 
   /** Sets parameter `index`'s per-element periods (positive integers); accumulators are kept. */
