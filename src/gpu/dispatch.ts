@@ -13,6 +13,21 @@ export function uniformBuffer(runtime: GpuRuntime, data: ArrayBuffer, label: str
 }
 
 /**
+ * The buffer to bind for an optional input: `t`'s buffer, or a small placeholder (for a binding the
+ * shader declares but, by a uniform flag, never reads; it must not alias a buffer the dispatch
+ * writes). `release` frees the placeholder, if one was made.
+ */
+export function optionalInput(
+  runtime: GpuRuntime,
+  t: { buffer: GPUBuffer } | undefined,
+  label: string,
+): { buffer: GPUBuffer; release: () => void } {
+  if (t) return { buffer: t.buffer, release: () => undefined };
+  const buffer = runtime.createBuffer(16, BUFFER_USAGE.STORAGE, label);
+  return { buffer, release: () => buffer.destroy() };
+}
+
+/**
  * Records one dispatch of `code` (entry point `main`) with `buffers` (whole buffers, or bindings with
  * an offset and size) bound to bindings 0, 1, … of group 0. A single workgroup count is spread over x and y when it exceeds the per-dimension limit
  * (kernels then index with gid.x + gid.y · num_workgroups.x · size).

@@ -5,8 +5,14 @@
  * subtracting an optional mean) is V's per-channel range (SA2 §4.4).
  */
 import { UnsupportedOptionError } from '../../core/errors.js';
-import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
-import { BUFFER_USAGE, emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
+import {
+  floatArrayElement,
+  floatLoaderWgsl,
+  recordDispatch,
+  uniformBuffer,
+  optionalInput,
+} from '../../gpu/dispatch.js';
+import { emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import { layoutStrides } from '../flash-params.js';
 
 const THREADS = 256;
@@ -97,14 +103,13 @@ export function recordChannelStatGpu(
   );
   const partial = emptyGpu(runtime, [B, H, chunks, D], 'float32', 'channel stat partials');
   const out = emptyGpu(runtime, [B, H, D], 'float32', `token ${stat}`);
-  // without a mean the shader never reads binding 2, but it must be bound (and not to a written buffer)
-  const placeholder = mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
+  const meanInput = optionalInput(runtime, mean, 'no mean');
   const input = x.dtype === 'float16' ? 'f16' : 'f32';
   recordDispatch(
     runtime,
     pass,
     partialWgsl(input, D, stat),
-    [params, x.buffer, mean?.buffer ?? (placeholder as GPUBuffer), partial.buffer],
+    [params, x.buffer, meanInput.buffer, partial.buffer],
     [chunks, H, B],
   );
   recordDispatch(runtime, pass, reduceWgsl(D, stat), [params, partial.buffer, out.buffer], [H, B, 1]);
@@ -113,7 +118,7 @@ export function recordChannelStatGpu(
     release: () => {
       params.destroy();
       partial.destroy();
-      placeholder?.destroy();
+      meanInput.release();
     },
   };
 }

@@ -7,8 +7,14 @@
  * sits within an ulp of a rounding boundary by one code.
  */
 import { DTypeError, UnsupportedOptionError } from '../../core/errors.js';
-import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
-import { BUFFER_USAGE, emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
+import {
+  floatArrayElement,
+  floatLoaderWgsl,
+  recordDispatch,
+  uniformBuffer,
+  optionalInput,
+} from '../../gpu/dispatch.js';
+import { emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import type { QKGranularity, QuantRounding } from '../../quant/types.js';
 import type { ScaleGroupRule } from '../flash-params.js';
 import { recordChannelStatGpu } from './channel-stats-gpu.js';
@@ -165,9 +171,8 @@ export function recordQuantizeInt8Gpu(
   new Float32Array(words)[10] = opts.prescale;
   new Uint32Array(words)[11] = opts.mean ? 1 : 0;
   const params = uniformBuffer(runtime, words, 'int8 quantizer params');
-  // without a mean the shader never reads binding 2, but it must be bound (and not to a written buffer)
-  const placeholder = opts.mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
-  const meanBuf = opts.mean?.buffer ?? (placeholder as GPUBuffer);
+  const meanInput = optionalInput(runtime, opts.mean, 'no mean');
+  const meanBuf = meanInput.buffer;
   const code = quantWgsl(
     inputKind(x),
     D,
@@ -189,7 +194,7 @@ export function recordQuantizeInt8Gpu(
     scales,
     release: () => {
       params.destroy();
-      placeholder?.destroy();
+      meanInput.release();
     },
   };
 }

@@ -5,8 +5,14 @@
  * and codes 0. Matches the CPU quantizer within float rounding (WGSL's f32 division).
  */
 import { UnsupportedOptionError } from '../../core/errors.js';
-import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
-import { BUFFER_USAGE, emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
+import {
+  floatArrayElement,
+  floatLoaderWgsl,
+  recordDispatch,
+  uniformBuffer,
+  optionalInput,
+} from '../../gpu/dispatch.js';
+import { emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import { layoutStrides } from '../flash-params.js';
 import { STAT_CHUNK, recordChannelStatGpu } from './channel-stats-gpu.js';
 import type { VCodeFormat } from '../flash-wgsl-formats.js';
@@ -107,10 +113,9 @@ export function recordQuantizeVGpu(
   new Uint32Array(words).set([H, N, st.token, st.head, st.batch, opts.mean ? 1 : 0]);
   new Float32Array(words)[6] = opts.scaleMax;
   const params = uniformBuffer(runtime, words, 'V quantizer params');
-  // without a mean the shader never reads binding 2, but it must be bound (and not to a written buffer)
-  const placeholder = opts.mean ? undefined : runtime.createBuffer(16, BUFFER_USAGE.STORAGE, 'no mean');
+  const meanInput = optionalInput(runtime, opts.mean, 'no mean');
   const code = encodeWgsl(v.dtype === 'float16' ? 'f16' : 'f32', D, opts.format);
-  const mean = opts.mean?.buffer ?? (placeholder as GPUBuffer);
+  const mean = meanInput.buffer;
   recordDispatch(
     runtime,
     pass,
@@ -123,7 +128,7 @@ export function recordQuantizeVGpu(
     scales,
     release: () => {
       params.destroy();
-      placeholder?.destroy();
+      meanInput.release();
       amax.release();
       amax.out.destroy();
     },
