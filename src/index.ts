@@ -125,3 +125,6 @@ export * as train from './train/index.js';
 
 // nn: the linear layer with its precision modes (fp32, int8-block, int8-fallback, mxfp4, mxfp4-ocp)
 export * as nn from './nn/index.js';
+
+// experiments: the registry `sparq run` and `sparq report` use, the runner, statistics and plot specs
+export * as experiments from './experiments/index.js';

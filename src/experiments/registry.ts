@@ -1,0 +1,12 @@
+/**
+ * Every experiment and evaluation `sparq run` and `sparq report` know, in the order the report shows
+ * them. Adding one is a module under `src/experiments/` exporting an `Experiment` and one entry here.
+ */
+import type { AnyExperiment } from './experiment.js';
+
+export const EXPERIMENTS: readonly AnyExperiment[] = [];
+
+/** The experiment called `name`, if there is one. */
+export function findExperiment(name: string): AnyExperiment | undefined {
+  return EXPERIMENTS.find((e) => e.name === name);
+}
