@@ -28,6 +28,7 @@ import { SAGE_PRESETS } from '../../attention/sage/presets.js';
 import { readSafetensors, writeSafetensorsFile } from '../../io/safetensors-file.js';
 import { type CliIo, type CommandArgs, EXIT, type OptionSpec, UsageError } from '../command.js';
 import { sparqVersion } from '../version.js';
+import { resultsJson } from '../../io/json-results.js';
 
 const METHODS = ['dense', ...SAGE_PRESETS] as const;
 type Method = (typeof METHODS)[number];
@@ -270,11 +271,6 @@ function lseMaxAbsError(lse: Tensor, reference: Tensor): number {
   return worst;
 }
 
-/** JSON has no Infinity or NaN: they become strings instead of the null JSON.stringify would write. */
-function jsonNumbers(_key: string, value: unknown): unknown {
-  return typeof value === 'number' && !Number.isFinite(value) ? String(value) : value;
-}
-
 /** The human-readable summary on stdout. */
 export function formatReport(r: AttentionReport): string {
   const where = r.backend === 'webgpu' ? `webgpu (${r.adapter}${r.tier ? `, tier ${r.tier}` : ''})` : 'cpu';
@@ -372,7 +368,7 @@ export async function run(args: CommandArgs, io: CliIo): Promise<number> {
       timeMs,
       compare,
     };
-    io.stdout(values.json === true ? JSON.stringify(report, jsonNumbers, 2) + '\n' : formatReport(report));
+    io.stdout(values.json === true ? resultsJson(report) : formatReport(report));
     return EXIT.ok;
   } catch (e) {
     if (!(e instanceof CliFailure)) throw e;

@@ -11,6 +11,7 @@ import {
   evaluateSage,
 } from '../../attention/sage/evaluate.js';
 import { type CliIo, type CommandArgs, EXIT, type OptionSpec, UsageError } from '../command.js';
+import { resultsJson } from '../../io/json-results.js';
 
 export const name = 'eval';
 export const summary = 'Measure accuracy against the float64 oracle (suites: sage)';
@@ -52,11 +53,6 @@ function parseSeed(text: string): number {
     throw new UsageError(`--seed must be a non-negative integer; got '${text}'`);
   }
   return seed;
-}
-
-/** JSON has no Infinity or NaN: they become strings instead of the null JSON.stringify would write. */
-function jsonNumbers(_key: string, value: unknown): unknown {
-  return typeof value === 'number' && !Number.isFinite(value) ? String(value) : value;
 }
 
 const fmt = (x: number, digits: number, fixed: boolean): string =>
@@ -160,10 +156,6 @@ export async function run(args: CommandArgs, io: CliIo): Promise<number> {
     seed,
     onProgress: (message) => io.stderr(`sparq eval ${suite}: ${message}\n`),
   });
-  io.stdout(
-    args.values.json
-      ? JSON.stringify(evaluation, jsonNumbers, 2) + '\n'
-      : formatEvaluation(evaluation) + '\n',
-  );
+  io.stdout(args.values.json ? resultsJson(evaluation) : formatEvaluation(evaluation) + '\n');
   return EXIT.ok;
 }
