@@ -1,4 +1,4 @@
-/** Neural-network layers over autograd: the linear layer's low-bit training precision modes. */
+/** Neural-network layers over autograd: the linear layer's low-bit training precision modes, MLPs, a tiny transformer. */
 export { linear, LINEAR_MODES, type LinearMode, type LinearOptions } from './linear.js';
 export {
   type Int8Blocks,
@@ -46,3 +46,16 @@ export {
   quantizeForwardWeight,
   type QuantizeMxfp4EmaOptions,
 } from './q-ema.js';
+export { type MlpKind, type MlpProjection, type MlpResult, MLP_KINDS, mlp, mlpProjections } from './mlp.js';
+export {
+  Transformer,
+  transformer,
+  type AttentionFn,
+  type NormKind,
+  type LinearSite,
+  type LinearSiteName,
+  type TransformerConfig,
+  type TransformerForwardOptions,
+  type TransformerTaps,
+  type TransformerOutput,
+} from './transformer.js';

@@ -11,7 +11,6 @@
  * autograd values are float64 and the stochastic bits come from the caller's Rng stream.
  */
 import type { Rng } from '../core/rng.js';
-import { roundToInteger } from '../numerics/int-quant.js';
 import { MXFP4_GROUP_SIZE, mxfp4ScaleExponent } from '../quant/mxfp4.js';
 import type { MxScaleRule } from '../quant/types.js';
 import type { Matrix } from './matrix.js';
@@ -33,7 +32,22 @@ const E2M1_MAX = 6;
 export function roundE2M1(v: number, rounding: Fp4Rounding, randomBits?: number): number {
   const a = Math.min(Math.abs(v), E2M1_MAX);
   const step = a < 2 ? 0.5 : a < 4 ? 1 : 2;
-  const r = roundToInteger(a / step, rounding, randomBits) * step;
+  // a / step is exact (step is a power of two), so floor and fraction are exact: the integer
+  // roundings of numerics/int-quant.ts, inlined because this runs once per element per GEMM operand.
+  const t = a / step;
+  const f = Math.floor(t);
+  const d = t - f;
+  let r: number;
+  if (rounding === 'nearest-even') r = d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f;
+  else if (rounding === 'stochastic') {
+    if (randomBits === undefined) throw new RangeError("roundE2M1: 'stochastic' rounding needs randomBits");
+    r = randomBits < d * 4294967296 ? f + 1 : f;
+  } else {
+    throw new RangeError(
+      `roundE2M1: rounding must be 'nearest-even' or 'stochastic'; got ${String(rounding)}`,
+    );
+  }
+  r *= step;
   return v < 0 ? -r : r;
 }
 
@@ -62,10 +76,20 @@ export interface QuantizeMxfp4Options {
   groupSize?: number;
 }
 
-function groupIndex(q: { cols: number; along: GroupAxis; groupSize: number }, r: number, c: number): number {
-  return q.along === 'row'
-    ? r * Math.ceil(q.cols / q.groupSize) + Math.floor(c / q.groupSize)
-    : Math.floor(r / q.groupSize) * q.cols + c;
+/**
+ * Group index of every element, row-major: 'row' groups run along a row, 'column' groups down a
+ * column (the layout `exponents` documents).
+ */
+function elementGroups(rows: number, cols: number, along: GroupAxis, groupSize: number): Int32Array {
+  const out = new Int32Array(rows * cols);
+  const perRow = Math.ceil(cols / groupSize);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      out[r * cols + c] =
+        along === 'row' ? r * perRow + Math.floor(c / groupSize) : Math.floor(r / groupSize) * cols + c;
+    }
+  }
+  return out;
 }
 
 /** Q_D or Q_S of TetraJet §3.3 on one operand: per-group scale, then E2M1 rounding of x / 2^e. */
@@ -78,33 +102,29 @@ export function quantizeMxfp4(x: Matrix, opts: QuantizeMxfp4Options): Mxfp4Group
     opts.along === 'row'
       ? x.rows * Math.ceil(x.cols / shape.groupSize)
       : Math.ceil(x.rows / shape.groupSize) * x.cols;
+  const groupOf = elementGroups(x.rows, x.cols, opts.along, shape.groupSize);
   const amax = new Float64Array(groups);
-  for (let r = 0; r < x.rows; r++) {
-    for (let c = 0; c < x.cols; c++) {
-      const g = groupIndex(shape, r, c);
-      amax[g] = Math.max(amax[g], Math.abs(x.data[r * x.cols + c]));
-    }
+  const data = x.data;
+  for (let i = 0; i < data.length; i++) {
+    const a = Math.abs(data[i]);
+    if (a > amax[groupOf[i]]) amax[groupOf[i]] = a;
   }
   const exponents = Int16Array.from(amax, (m) => mxfp4ScaleExponent(m, opts.scaleRule));
-  const elements = new Float64Array(x.data.length);
-  for (let r = 0; r < x.rows; r++) {
-    for (let c = 0; c < x.cols; c++) {
-      const i = r * x.cols + c;
-      const bits = opts.rng === undefined ? undefined : opts.rng.nextUint32();
-      elements[i] = roundE2M1(x.data[i] / 2 ** exponents[groupIndex(shape, r, c)], opts.rounding, bits);
-    }
+  const scales = Float64Array.from(exponents, (e) => 2 ** e);
+  const elements = new Float64Array(data.length);
+  const rng = opts.rng;
+  for (let i = 0; i < data.length; i++) {
+    const bits = rng === undefined ? undefined : rng.nextUint32();
+    elements[i] = roundE2M1(data[i] / scales[groupOf[i]], opts.rounding, bits);
   }
   return { rows: x.rows, ...shape, elements, exponents };
 }
 
 /** elements × 2^e: the fake-quantized operand the simulated GEMM multiplies (as TetraJet's code does). */
 export function dequantizeMxfp4(q: Mxfp4Groups): Matrix {
+  const groupOf = elementGroups(q.rows, q.cols, q.along, q.groupSize);
+  const scales = Float64Array.from(q.exponents, (e) => 2 ** e);
   const data = new Float64Array(q.elements.length);
-  for (let r = 0; r < q.rows; r++) {
-    for (let c = 0; c < q.cols; c++) {
-      const i = r * q.cols + c;
-      data[i] = q.elements[i] * 2 ** q.exponents[groupIndex(q, r, c)];
-    }
-  }
+  for (let i = 0; i < data.length; i++) data[i] = q.elements[i] * scales[groupOf[i]];
   return { data, rows: q.rows, cols: q.cols };
 }
