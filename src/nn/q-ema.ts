@@ -60,13 +60,17 @@ export class WeightEma {
 }
 
 /**
- * The E2M1 value for scaled weight v chosen by scaled EMA e (Alg. 1, in the code's form): take the
- * floor neighbour lo of |v| on the grid spacing of |v|'s binade (0.5 below 2, 1 in [2, 4), 2 in
- * [4, 6]) and bump to lo + step when the EMA, read with v's sign, lies at least half a step above
- * lo. So the pick is the neighbour nearer the EMA, ties going up; an EMA outside [lo, lo + step]
- * picks the nearer end. v is clipped to ±6 first, and lo + step never exceeds 6.
+ * The E2M1 value for scaled weight v chosen by scaled EMA e (Alg. 1, in the code's form,
+ * `cast_to_fp_ExMy_with_EMA` in TetraJet's `quantization/QuantizerFP_torch.py`): take the floor
+ * neighbour lo of |v| on the grid spacing of |v|'s binade (0.5 below 2, 1 in [2, 4), 2 in [4, 6])
+ * and bump to lo + step when sign(v)·e — the EMA "follows" v's sign, as the code's
+ * `ema_x_signed = sign * ema_x` does, so an EMA of the other sign reads as negative and never
+ * bumps — lies at least half a step above lo. So the pick is the neighbour nearer the EMA, ties going
+ * up; an EMA outside [lo, lo + step] picks the nearer end. v is clipped to ±6 first, and lo + step
+ * never exceeds 6. v = 0 gives 0 whatever the EMA, since the code multiplies by sign(0) = 0.
  */
 export function roundE2M1TowardEma(v: number, e: number): number {
+  if (v === 0) return 0;
   const sign = v < 0 ? -1 : 1;
   const a = Math.min(Math.abs(v), 6);
   const step = a < 2 ? 0.5 : a < 4 ? 1 : 2;

@@ -54,7 +54,9 @@ export function updatePeriods(
 
 /**
  * AdamW with per-element gradient accumulation (TetraJet's `adamw_bs_ramping`). Every step adds g to
- * the element's accumulator; an element updates when its accumulated count reaches its period, with
+ * the element's accumulator; an element updates when its accumulated count is a multiple of its
+ * period (the code's `step_acc % update_period == 0`: after a recalibration shrinks a period below
+ * the count already accumulated, the element waits for the next multiple), with
  * Adam moments fed g_acc/count and step size η·count/(1 − β₁ᵗ) (t the optimizer's global step, which
  * drives both bias corrections). Decoupled weight decay θ·(1 − ηλ) applies to every element every
  * step. Period 1 (the default) is plain AdamW. Periods are the slot `update_period`, saved with the
@@ -108,7 +110,7 @@ export class RampingAdamW extends SlotOptimizer {
       value[i] *= decay;
       acc[i] += grad[i];
       count[i] += 1;
-      if (count[i] < Math.max(1, period[i])) continue;
+      if (count[i] % Math.max(1, period[i]) !== 0) continue;
       const g = acc[i] / count[i];
       m[i] = beta1 * m[i] + (1 - beta1) * g;
       v[i] = beta2 * v[i] + (1 - beta2) * g * g;

@@ -19,6 +19,8 @@ test('roundE2M1TowardEma picks the neighbour of v nearer the EMA (ties up, clipp
     [1.3, 1.25, 1.5], // EMA exactly half a step above lo: up
     [1.3, 1.2499, 1],
     [0.3, -0.1, 0],
+    [0, 0.4, 0], // sign(0) = 0 in the reference: zero whatever the EMA
+    [-0.3, 0.4, -0], // a positive EMA read with v's negative sign sits below lo
     [1.9, 2.1, 2],
     [5.9, 6, 6],
     [6, 10, 6],
@@ -54,7 +56,8 @@ test('the scale comes from W alone and the EMA never moves a value beyond a neig
   const ema = new Float64Array(32).fill(100);
   const q = quantizeMxfp4Ema({ data, rows: 1, cols: 32 }, ema, { along: 'row' });
   assert.deepEqual([...q.exponents], [0]);
-  assert.deepEqual([...q.elements.slice(0, 5)], [6, 1, -2, 0.5, 0.5]);
+  // 0.1 → 0.5 (the EMA sits above it); an exact 0 stays 0 (the reference multiplies by sign(0) = 0)
+  assert.deepEqual([...q.elements.slice(0, 5)], [6, 1, -2, 0.5, 0]);
   // a group scaled by 2^1: w/S = 0.37, EMA/S = 0.6 → 0.5 → dequantized 1
   const d2 = new Float64Array(32);
   d2.set([12, 0.74]);

@@ -69,3 +69,25 @@ test('periods round-trip through state and bad periods are rejected', () => {
   other.loadState(opt.state());
   assert.deepEqual([...other.state().tensors['update_period.0'].data], [1, 3, 6]);
 });
+
+test('a period shrunk below the accumulated count waits for the next multiple (step_acc % period)', () => {
+  const p = ag.param(vec([0]));
+  const opt = rampingAdamW([p], { lr: 0.1, betas: [0, 0], eps: 0, weightDecay: 0 });
+  opt.setUpdatePeriods(0, Float64Array.of(5));
+  for (let i = 0; i < 3; i++) {
+    p.grad = vec([1]);
+    opt.step();
+  }
+  assert.equal(p.value.data[0], 0);
+  opt.setUpdatePeriods(0, Float64Array.of(3)); // count is 3; the next counts are 4, 5, 6
+  p.grad = vec([1]);
+  opt.step();
+  p.grad = vec([1]);
+  opt.step();
+  assert.equal(p.value.data[0], 0, 'counts 4 and 5 are not multiples of 3');
+  p.grad = vec([4]);
+  opt.step();
+  // count 6: g = (1·5 + 4)/6 = 1.5, β = 0 so m̂/√v̂ = 1; step lr·6 = 0.6
+  assert.ok(Math.abs(p.value.data[0] + 0.6) < 1e-15, `${p.value.data[0]}`);
+  assert.deepEqual([...opt.state().tensors['step_acc.0'].data], [0]);
+});
