@@ -20,6 +20,7 @@ const { values, positionals } = parseArgs({
     quick: { type: 'boolean', default: false },
     filter: { type: 'string', multiple: true, default: [] },
     out: { type: 'string' },
+    json: { type: 'boolean', default: false },
   },
 });
 const areas = positionals.length > 0 ? positionals : Object.keys(MODULES);
@@ -37,14 +38,18 @@ for (const area of areas) {
   rows.push(...(await mod.run({ quick: values.quick ?? false, filter: values.filter ?? [] })));
 }
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
-console.log(`\ncommand: \`${command}\`, date: ${date}\n`);
-console.log('| area | what | value | unit | backend | tier | device | notes |');
-console.log('|---|---|---|---|---|---|---|---|');
-for (const r of rows) {
-  const v = r.value >= 100 ? r.value.toFixed(1) : r.value.toPrecision(3);
-  console.log(
-    `| ${r.area} | ${r.name} | ${v} | ${r.unit} | ${r.backend} | ${r.tier} | ${r.device} | ${r.notes ?? ''} |`,
-  );
+if (values.json) {
+  console.log(JSON.stringify({ command, date, rows }, null, 2));
+} else {
+  console.log(`\ncommand: \`${command}\`, date: ${date}\n`);
+  console.log('| area | what | value | unit | backend | tier | device | notes |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const v = r.value >= 100 ? r.value.toFixed(1) : r.value.toPrecision(3);
+    console.log(
+      `| ${r.area} | ${r.name} | ${v} | ${r.unit} | ${r.backend} | ${r.tier} | ${r.device} | ${r.notes ?? ''} |`,
+    );
+  }
 }
 const out = values.out ?? `results/bench-${areas.join('-')}.json`;
 mkdirSync(dirname(out), { recursive: true });

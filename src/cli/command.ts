@@ -34,6 +34,8 @@ export interface CommandArgs {
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Whether stderr is a terminal: long work then shows a live progress bar instead of plain lines. */
+  readonly stderrIsTTY?: boolean;
 }
 
 /** What a command module exports. */

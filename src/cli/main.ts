@@ -13,6 +13,7 @@ import { sparqVersion } from './version.js';
 const processIo: CliIo = {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  stderrIsTTY: process.stderr.isTTY === true,
 };
 
 /** The text `sparq --help` prints. */

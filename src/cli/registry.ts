@@ -6,8 +6,18 @@ import type { Command } from './command.js';
 import * as doctor from './commands/doctor.js';
 import * as attentionCommand from './commands/attention.js';
 import * as evalCommand from './commands/eval.js';
+import * as runCommand from './commands/run.js';
+import * as reportCommand from './commands/report.js';
+import * as benchCommand from './commands/bench.js';
 
-export const COMMANDS: readonly Command[] = [doctor, evalCommand, attentionCommand];
+export const COMMANDS: readonly Command[] = [
+  reportCommand,
+  doctor,
+  evalCommand,
+  runCommand,
+  benchCommand,
+  attentionCommand,
+];
 
 /** The command called `name`, if there is one. */
 export function findCommand(name: string): Command | undefined {

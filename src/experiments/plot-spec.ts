@@ -117,22 +117,31 @@ export interface BarPlotOptions {
   readonly yScale?: AxisScale;
 }
 
-/** Bars of y per category (grouped side by side when `group` is given), with optional ±std error bars. */
+/**
+ * Bars of y per category (grouped side by side when `group` is given), with optional ±std error bars.
+ * On a log axis bars have no baseline, so the values are drawn as points instead, and the lower end of
+ * an error bar is clamped to a tenth of the value.
+ */
 export function barPlot(o: BarPlotOptions): PlotSpec {
   assertId(o.id);
-  const y = { ...axis(o.y, o.yTitle, o.yScale), ...(o.yScale === 'log' ? {} : { scale: { zero: true } }) };
-  const x = { field: o.category, type: 'nominal', title: o.category, sort: null };
+  const log = o.yScale === 'log';
+  const y = { ...axis(o.y, o.yTitle, o.yScale), ...(log ? {} : { scale: { zero: true } }) };
+  const x = { field: o.category, type: 'nominal', title: o.category, sort: null, axis: { labelAngle: 0 } };
   const offset = o.group ? { xOffset: { field: o.group, type: 'nominal' } } : {};
   const color = o.group ? { color: { field: o.group, type: 'nominal', title: o.group } } : {};
-  const layers: Record<string, unknown>[] = [{ mark: 'bar', encoding: { x, y, ...offset, ...color } }];
+  const mark = log ? { type: 'point', filled: true, size: 60 } : { type: 'bar' };
+  const layers: Record<string, unknown>[] = [{ mark, encoding: { x, y, ...offset, ...color } }];
   if (o.std) {
+    const lo = log
+      ? `max(datum['${o.y}'] - datum['${o.std}'], datum['${o.y}'] / 10)`
+      : `datum['${o.y}'] - datum['${o.std}']`;
     layers.push({
       transform: [
-        { calculate: `datum['${o.y}'] - datum['${o.std}']`, as: '__lo' },
+        { calculate: lo, as: '__lo' },
         { calculate: `datum['${o.y}'] + datum['${o.std}']`, as: '__hi' },
       ],
       mark: { type: 'errorbar', ticks: true },
-      encoding: { x, y: { ...y, field: '__lo' }, y2: { field: '__hi' }, ...offset },
+      encoding: { x, y: { ...y, field: '__lo' }, y2: { field: '__hi' }, ...offset, ...color },
     });
   }
   return {

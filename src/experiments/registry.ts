@@ -3,8 +3,9 @@
  * them. Adding one is a module under `src/experiments/` exporting an `Experiment` and one entry here.
  */
 import type { AnyExperiment } from './experiment.js';
+import { sageAccuracy } from './sage-accuracy.js';
 
-export const EXPERIMENTS: readonly AnyExperiment[] = [];
+export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy];
 
 /** The experiment called `name`, if there is one. */
 export function findExperiment(name: string): AnyExperiment | undefined {

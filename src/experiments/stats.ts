@@ -30,12 +30,23 @@ export function metricRow(metric: string, arm: string, values: readonly number[]
   return unit === undefined ? { metric, arm, mean, std, n } : { metric, arm, mean, std, n, unit };
 }
 
-/** "1.23e-2 ± 4.5e-4" or "0.9871 ± 0.0012": `digits` significant digits for the mean, 2 for the std. */
-export function formatMeanStd(s: MeanStd, digits = 3): string {
+/**
+ * "0.0119 ± 2.7e-4" or "0.9999954 ± 4.6e-6": the mean with enough significant digits that the std's
+ * magnitude shows (at least 3, at most 8; or exactly `digits`), the std with 2.
+ */
+export function formatMeanStd(s: MeanStd, digits?: number): string {
+  digits ??= significantDigits(s);
   const f = (x: number, d: number): string => {
     if (!Number.isFinite(x)) return Number.isNaN(x) ? 'NaN' : x > 0 ? 'inf' : '-inf';
     const a = Math.abs(x);
     return a !== 0 && (a < 1e-3 || a >= 1e5) ? x.toExponential(d - 1) : x.toPrecision(d);
   };
   return s.std === null ? f(s.mean, digits) : `${f(s.mean, digits)} ± ${f(s.std, 2)}`;
+}
+
+function significantDigits(s: MeanStd): number {
+  const { mean, std } = s;
+  if (std === null || std === 0 || !Number.isFinite(std) || !Number.isFinite(mean) || mean === 0) return 3;
+  const d = Math.ceil(Math.log10(Math.abs(mean))) - Math.floor(Math.log10(std)) + 1;
+  return Math.min(8, Math.max(3, d));
 }

@@ -13,3 +13,12 @@ export function nonFiniteAsString(_key: string, value: unknown): unknown {
 export function resultsJson(value: unknown): string {
   return JSON.stringify(value, nonFiniteAsString, 2) + '\n';
 }
+
+const NON_FINITE: Readonly<Record<string, number>> = { Infinity: Infinity, '-Infinity': -Infinity, NaN: NaN };
+
+/** Parses what `resultsJson` wrote, turning the strings "Infinity", "-Infinity" and "NaN" back into numbers. */
+export function parseResultsJson(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown) =>
+    typeof value === 'string' && value in NON_FINITE ? NON_FINITE[value] : value,
+  );
+}

@@ -35,7 +35,7 @@ describe('sparq eval', () => {
     ]) {
       const r = await sparqInProcess(args);
       assert.equal(r.status, 0, args.join(' '));
-      assert.match(r.stdout, /^Usage: sparq eval sage \[--quick\] \[--seed N\] \[--json\]$/m);
+      assert.match(r.stdout, /^Usage: sparq eval <suite> \[--quick\] \[--seed N\] \[--json\]$/m);
       assert.match(r.stdout, /--quick/);
       assert.equal(r.stderr, '');
     }
@@ -44,7 +44,7 @@ describe('sparq eval', () => {
 
   test('a missing or unknown suite, extra words or a bad seed: usage error, exit 2, nothing on stdout', async () => {
     for (const [args, message] of [
-      [['eval'], /eval takes one suite, one of sage; got none/],
+      [['eval'], /eval takes one suite, one of sage(, [a-z0-9-]+)*; got none/],
       [['eval', 'sparge'], /got 'sparge'/],
       [['eval', 'sage', 'extra'], /got 'sage extra'/],
       [['eval', 'sage', '--seed=-1'], /--seed must be a non-negative integer; got '-1'/],

@@ -318,25 +318,8 @@ const CLAIMS: Record<
   },
 };
 
-/**
- * Runs the evaluation: every preset on inputs (a)–(e), then every ablation, each against the float64
- * oracle on the same inputs, for 1 (quick) or 3 (full) seeds; then judges the findings. Identical
- * runs (a preset that is also an ablation's baseline) are computed once.
- */
-export function evaluateSage(opts: SageEvalOptions = {}): SageEvaluation {
-  const mode = opts.quick ? 'quick' : 'full';
-  const first = opts.seed ?? 0;
-  if (!Number.isSafeInteger(first) || first < 0) {
-    throw new RangeError(`seed must be a non-negative safe integer; got ${String(opts.seed)}`);
-  }
-  const shapes: EvalShapes = { ...EVAL_SHAPES[mode], ...opts.shapes };
-  const seeds = Array.from({ length: SEED_COUNT[mode] }, (_, i) => first + i);
-  const inputs = INPUT_IDS.map((id) => ({
-    id,
-    description: INPUT_DESCRIPTIONS[id],
-    shape: inputShape(id, shapes),
-  }));
-
+/** Every planned run (presets on every input, then every ablation), in the order of the result's rows. */
+function plannedRuns(): RunSpec[] {
   const specs: RunSpec[] = [];
   for (const input of INPUT_IDS) {
     for (const preset of SAGE_PRESETS)
@@ -348,27 +331,63 @@ export function evaluateSage(opts: SageEvalOptions = {}): SageEvaluation {
         specs.push({ family, input, config, options: structuredClone(options) });
       }
   }
+  return specs;
+}
 
+/** What one seed measured: each distinct run's metrics, keyed by the run (input and options). */
+export interface SageSeedMeasurement {
+  seed: number;
+  shapes: EvalShapes;
+  runs: Record<string, RunMetrics>;
+}
+
+/**
+ * Measures one seed: every distinct run of the evaluation against the float64 oracle on that seed's
+ * inputs. Identical runs (a preset that is also an ablation's baseline) are computed once.
+ */
+export function measureSageSeed(
+  seed: number,
+  shapes: EvalShapes,
+  onProgress?: (done: number, total: number, label: string) => void,
+): SageSeedMeasurement {
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    throw new RangeError(`seed must be a non-negative safe integer; got ${String(seed)}`);
+  }
   const distinct = new Map<string, RunSpec>();
-  for (const s of specs) distinct.set(runKey(s), s);
-  const measured = new Map<string, RunMetrics[]>();
+  for (const s of plannedRuns()) distinct.set(runKey(s), s);
+  const runs: Record<string, RunMetrics> = {};
   let done = 0;
-  for (const seed of seeds) {
-    for (const input of INPUT_IDS) {
-      const runs = [...distinct.values()].filter((s) => s.input === input);
-      if (runs.length === 0) continue;
-      const [q, k, v] = makeInput(input, shapes, seed);
-      const ref = attentionReference(q, k, v).data as Float64Array;
-      for (const s of runs) {
-        opts.onProgress?.(`[${++done}/${distinct.size * seeds.length}] seed ${seed} ${input}: ${s.config}`);
-        const out = sageAttention(q, k, v, { ...s.options, returnLse: false }).data as Float32Array;
-        const key = runKey(s);
-        measured.set(key, [...(measured.get(key) ?? []), measureRun(out, ref)]);
-      }
+  for (const input of INPUT_IDS) {
+    const own = [...distinct.values()].filter((s) => s.input === input);
+    if (own.length === 0) continue;
+    const [q, k, v] = makeInput(input, shapes, seed);
+    const ref = attentionReference(q, k, v).data as Float64Array;
+    for (const s of own) {
+      onProgress?.(done++, distinct.size, `${input}: ${s.config}`);
+      const out = sageAttention(q, k, v, { ...s.options, returnLse: false }).data as Float32Array;
+      runs[runKey(s)] = measureRun(out, ref);
     }
   }
+  onProgress?.(done, distinct.size, 'done');
+  return { seed, shapes, runs };
+}
 
-  const rows = specs.map((s): EvalRow => ({ ...s, ...summarize(measured.get(runKey(s)) as RunMetrics[]) }));
+/** The evaluation from per-seed measurements of the same shapes: rows with mean ± std, then the findings. */
+export function combineSageSeeds(
+  mode: 'quick' | 'full',
+  measured: readonly SageSeedMeasurement[],
+): SageEvaluation {
+  if (measured.length === 0) throw new RangeError('combineSageSeeds needs at least one seed');
+  const shapes = measured[0].shapes;
+  const inputs = INPUT_IDS.map((id) => ({
+    id,
+    description: INPUT_DESCRIPTIONS[id],
+    shape: inputShape(id, shapes),
+  }));
+  const rows = plannedRuns().map((s): EvalRow => ({
+    ...s,
+    ...summarize(measured.map((m) => m.runs[runKey(s)])),
+  }));
   const findings: Finding[] = [];
   for (const { family, inputs: on } of ABLATIONS) {
     for (const input of on) {
@@ -384,7 +403,29 @@ export function evaluateSage(opts: SageEvalOptions = {}): SageEvaluation {
       findings.push({ family, input, claim, paper, criterion, ...judge(own), evidence });
     }
   }
-  return { mode, seeds, backend: 'cpu', shapes, inputs, rows, findings };
+  return { mode, seeds: measured.map((m) => m.seed), backend: 'cpu', shapes, inputs, rows, findings };
+}
+
+/**
+ * Runs the evaluation: every preset on inputs (a)–(e), then every ablation, each against the float64
+ * oracle on the same inputs, for 1 (quick) or 3 (full) seeds; then judges the findings.
+ */
+export function evaluateSage(opts: SageEvalOptions = {}): SageEvaluation {
+  const mode = opts.quick ? 'quick' : 'full';
+  const first = opts.seed ?? 0;
+  if (!Number.isSafeInteger(first) || first < 0) {
+    throw new RangeError(`seed must be a non-negative safe integer; got ${String(opts.seed)}`);
+  }
+  const shapes: EvalShapes = { ...EVAL_SHAPES[mode], ...opts.shapes };
+  const seeds = Array.from({ length: SEED_COUNT[mode] }, (_, i) => first + i);
+  const total = seeds.length;
+  const measured = seeds.map((seed, i) =>
+    measureSageSeed(seed, shapes, (done, count, label) => {
+      if (label !== 'done')
+        opts.onProgress?.(`[${i * count + done + 1}/${count * total}] seed ${seed} ${label}`);
+    }),
+  );
+  return combineSageSeeds(mode, measured);
 }
 
 function runKey(s: RunSpec): string {
@@ -428,7 +469,7 @@ function makeInput(id: EvalInputId, shapes: EvalShapes, seed: number): [Tensor, 
   return [q, k, v].map((x) => new Tensor(x, shape, 'float32')) as [Tensor, Tensor, Tensor];
 }
 
-interface RunMetrics {
+export interface RunMetrics {
   cosine: number | null;
   relL1: number;
   rmse: number;

@@ -1,7 +1,10 @@
 /**
- * `sparq eval sage`: the SageAttention accuracy evaluation (attention/sage/evaluate.ts) as markdown
- * tables — the presets on every input, then the papers' findings with the numbers that decide them — or
- * as one JSON document. Progress goes to stderr, so stdout holds only the result.
+ * `sparq eval <suite>`: an accuracy evaluation against the float64 oracle. `sage` is the SageAttention
+ * evaluation (attention/sage/evaluate.ts) with its own tables — the presets on every input, then the
+ * papers' findings with the numbers that decide them; every other suite is an evaluation of the
+ * experiment registry (kind 'evaluation'), run by the experiment runner and printed as its findings and
+ * metrics. `--json` prints one JSON document instead. Progress goes to stderr, so stdout holds only the
+ * result.
  */
 import {
   type EvalRow,
@@ -12,12 +15,25 @@ import {
 } from '../../attention/sage/evaluate.js';
 import { type CliIo, type CommandArgs, EXIT, type OptionSpec, UsageError } from '../command.js';
 import { resultsJson } from '../../io/json-results.js';
+import { parseSeed } from '../parse-numbers.js';
+import { EXPERIMENTS } from '../../experiments/registry.js';
+import { runExperiment } from '../../experiments/runner.js';
+import { createProgress } from '../progress.js';
+import { formatRecord } from '../summary-text.js';
+
+/** Registered evaluations besides sage, which has its own formatting below. */
+const REGISTERED = () => EXPERIMENTS.filter((e) => e.kind === 'evaluation' && e.name !== 'sage');
+const SUITES = () => ['sage', ...REGISTERED().map((e) => e.name)];
 
 export const name = 'eval';
-export const summary = 'Measure accuracy against the float64 oracle (suites: sage)';
-export const usage = `Usage: sparq eval sage [--quick] [--seed N] [--json]
+export const summary = `Measure accuracy against the float64 oracle (suites: ${SUITES().join(', ')})`;
+export const usage = `Usage: sparq eval <suite> [--quick] [--seed N] [--json]
 
-Measures every SageAttention preset (sage1, sage2, sage2++, sage3) against the float64 oracle on
+Suites: ${SUITES().join(', ')}.
+${REGISTERED()
+  .map((e) => `\n${e.name}: ${e.title}. ${e.claim}\n`)
+  .join('')}
+sage: measures every SageAttention preset (sage1, sage2, sage2++, sage3) against the float64 oracle on
 Gaussian inputs and on inputs with the pathologies of real models (K channel bias, Q/K outlier
 channels, V channel bias, a long sequence), then runs the papers' ablations and says whether each
 finding holds here: K smoothing rescues INT4 QK; INT4 per-thread ≈ per-token ≫ per-block; E4M3 P ≫
@@ -26,8 +42,10 @@ matches FP32 with it; V smoothing helps V with a channel bias. Metrics: cosine s
 L1, RMSE. Runs on the CPU emulation of the kernels.
 
 Options:
-  --quick     One seed, N = 256 (long sequence 1024): about 10 s. Default: three seeds (mean ± std),
-              N = 1024 (long sequence 4096): about 5 minutes.
+  --quick     The quick configuration. sage: one seed, N = 256 (long sequence 1024), about 10 s;
+              default three seeds (mean ± std), N = 1024 (long sequence 4096), about 5 minutes. Other
+              suites: their quick configuration (at most about 3 minutes on 2 CPU cores) with their
+              default seeds (at least 3).
   --seed <N>  First seed, a non-negative integer (default 0).
   --json      Print one JSON document on stdout and nothing else. Non-finite numbers are written as
               the strings "Infinity", "-Infinity" and "NaN"; a null cosine means the output held ±inf.
@@ -43,17 +61,6 @@ export const options: Record<string, OptionSpec> = {
 };
 
 export const positionals = true;
-
-const SUITES = ['sage'];
-
-/** `--seed`: digits only, so '1e3', '-1' and '0x10' are usage errors rather than surprises. */
-function parseSeed(text: string): number {
-  const seed = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(seed)) {
-    throw new UsageError(`--seed must be a non-negative integer; got '${text}'`);
-  }
-  return seed;
-}
 
 const fmt = (x: number, digits: number, fixed: boolean): string =>
   Number.isFinite(x) ? (fixed ? x.toFixed(digits) : x.toPrecision(digits)) : Number.isNaN(x) ? 'NaN' : 'inf';
@@ -146,11 +153,23 @@ export function formatEvaluation(e: SageEvaluation): string {
 /** Runs the suite; progress on stderr, the report or the JSON on stdout. */
 export async function run(args: CommandArgs, io: CliIo): Promise<number> {
   const [suite, ...extra] = args.positionals;
-  if (suite === undefined || !SUITES.includes(suite) || extra.length > 0) {
+  if (suite === undefined || !SUITES().includes(suite) || extra.length > 0) {
     const got = args.positionals.length === 0 ? 'none' : `'${args.positionals.join(' ')}'`;
-    throw new UsageError(`eval takes one suite, one of ${SUITES.join(', ')}; got ${got}`);
+    throw new UsageError(`eval takes one suite, one of ${SUITES().join(', ')}; got ${got}`);
   }
   const seed = parseSeed(args.values.seed as string);
+  const registered = REGISTERED().find((e) => e.name === suite);
+  if (registered) {
+    const progress = createProgress(io, `sparq eval ${suite}:`);
+    const record = await runExperiment(registered, {
+      mode: args.values.quick === true ? 'quick' : 'full',
+      seed,
+      onProgress: (fraction, label) => progress.update(fraction, label),
+    });
+    progress.done();
+    io.stdout(args.values.json ? resultsJson(record) : formatRecord(record));
+    return EXIT.ok;
+  }
   const evaluation = evaluateSage({
     quick: args.values.quick === true,
     seed,
