@@ -116,6 +116,13 @@ export {
   type WriteSafetensorsOptions,
 } from './io/safetensors.js';
 export { readSafetensors, writeSafetensorsFile } from './io/safetensors-file.js';
+export { CharTokenizer, type CharTokenizerOptions } from './io/char-tokenizer.js';
+export {
+  SHIPPED_TEXTS,
+  readShippedText,
+  type ShippedText,
+  type ShippedTextName,
+} from './io/shipped-text.js';
 
 // autograd (CPU, float64): tape-based reverse mode with hand-written backward passes
 export * as autograd from './autograd/index.js';
@@ -123,7 +130,8 @@ export * as autograd from './autograd/index.js';
 // training: optimizers, safetensors checkpoints, a resumable training loop
 export * as train from './train/index.js';
 
-// nn: the linear layer with its precision modes (fp32, int8-block, int8-fallback, mxfp4, mxfp4-ocp)
+// nn: the linear layer with its precision modes (fp32, int8-block, int8-fallback, mxfp4, mxfp4-ocp),
+// SwiGLU/GELU MLPs and a tiny transformer
 export * as nn from './nn/index.js';
 
 // experiments: the registry `sparq run` and `sparq report` use, the runner, statistics and plot specs

@@ -19,3 +19,4 @@ export {
   updatePeriods,
   type UpdatePeriodOptions,
 } from './q-ramping.js';
+export { sampleLmBatch, type LmBatch } from './lm-batch.js';
