@@ -298,7 +298,7 @@ function resolveKernel(qk: QuantizedQK, v: QuantizedV, opts: SageKernelOptions):
 }
 
 /** Decoded code values in HND order (int codes as integers, FP codes as their values). */
-function valuesHnd(codes: Tensor, layout: Layout): Float32Array {
+export function valuesHnd(codes: Tensor, layout: Layout): Float32Array {
   return convertLayout(new Tensor(codes.toFloat32(), codes.shape, 'float32'), layout, 'HND')
     .data as Float32Array;
 }
@@ -309,7 +309,7 @@ function valuesHnd(codes: Tensor, layout: Layout): Float32Array {
  * read with qkScaleIndex), 16 or 32 channels for NVFP4 / MXFP4, whose scale tensors already have
  * that layout.
  */
-function tokenGroupScales(
+export function tokenGroupScales(
   qk: QuantizedQK,
   role: 'q' | 'k',
   tokens: number,
@@ -338,7 +338,7 @@ function tokenGroupScales(
  * δ_V [B, Hkv, D] applied after O / l (§4.4); fp16 values with factor 1; NVFP4 codes times their
  * 16-token group scale (the FP4 MMA applies block scales inside the product, §7.4) with factor 1.
  */
-function valuesOfV(
+export function valuesOfV(
   v: QuantizedV,
   layout: Layout,
   tokens: number,
@@ -362,7 +362,12 @@ function valuesOfV(
  * smoothing removed from every logit, with q the unquantized input (as `q @ km` in the reference).
  * Rows with LSE −∞ (no key seen) stay −∞.
  */
-function addSmoothKCorrection(lse: Float64Array, qk: QuantizedQK, k: KernelProblem, q: Tensor): void {
+export function addSmoothKCorrection(
+  lse: Float64Array,
+  qk: QuantizedQK,
+  k: Pick<KernelProblem, 'batch' | 'headsQ' | 'headsKv' | 'tokensQ' | 'headDim' | 'layout'>,
+  q: Tensor,
+): void {
   const { batch, headsQ, headsKv, tokensQ, headDim: d } = k;
   const qh = convertLayout(new Tensor(q.toFloat64(), q.shape, 'float64'), k.layout, 'HND').data;
   const kMean = qk.kMean.data;
