@@ -20,3 +20,8 @@ export {
   type UpdatePeriodOptions,
 } from './q-ramping.js';
 export { sampleLmBatch, type LmBatch } from './lm-batch.js';
+export {
+  calibrateRamping,
+  type RampingCalibration,
+  type RampingCalibrationOptions,
+} from './q-ramping-calibration.js';

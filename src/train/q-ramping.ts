@@ -7,10 +7,8 @@
  * steps instead of flickering across an FP4 threshold.
  *
  * Period, in the code's form (`adamw_bs_ramping.py`): period = min(⌊(dist_Q/k1)/(dist_W + ε)⌋·k2 + 1,
- * N_max), the paper's min(k2·⌊R_w/k1⌋ + 1, N_max). Calibration (the caller's loop): save model and
- * optimizer state, run `RAMPING_CALIBRATION_STEPS` steps of plain AdamW feeding an
- * OscillationTracker, compute the periods from its dist_W and dist_Q, restore the saved state, then
- * `setUpdatePeriods`.
+ * N_max), the paper's min(k2·⌊R_w/k1⌋ + 1, N_max). The 30-step calibration that measures dist_W
+ * and dist_Q and sets the periods is `calibrateRamping` (q-ramping-calibration.ts).
  */
 import { UnsupportedOptionError } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
