@@ -50,7 +50,6 @@ export function resolveAdamWOptions(opts: AdamWOptions): {
 }
 
 class AdamW extends SlotOptimizer {
-  private readonly lr: number;
   private readonly beta1: number;
   private readonly beta2: number;
   private readonly eps: number;

@@ -21,6 +21,12 @@ export interface OptimizerState {
 
 export interface Optimizer {
   readonly params: readonly Var[];
+  /**
+   * The learning rate η the next update uses. Set it between steps to follow a schedule (as a
+   * PyTorch LR scheduler writes `param_groups[i]['lr']`); it is not part of `state()`, since a
+   * schedule is a function of the step a resumed run recomputes.
+   */
+  lr: number;
   /** Updates applied so far. */
   readonly stepCount: number;
   /** Steps skipped because a gradient held NaN or ±inf. */
@@ -55,6 +61,7 @@ export abstract class SlotOptimizer implements Optimizer {
   private readonly slots: Record<string, Float64Array[]>;
   private applied = 0;
   private skipped = 0;
+  private learningRate = 0;
 
   protected constructor(params: readonly Var[], slotNames: readonly string[]) {
     params.forEach((p, i) => {
@@ -68,6 +75,17 @@ export abstract class SlotOptimizer implements Optimizer {
     this.slots = Object.fromEntries(
       slotNames.map((name) => [name, this.params.map((p) => new Float64Array(p.value.size))]),
     );
+  }
+
+  get lr(): number {
+    return this.learningRate;
+  }
+
+  set lr(value: number) {
+    if (!(value >= 0) || !Number.isFinite(value)) {
+      throw new UnsupportedOptionError(`lr must be finite and ≥ 0; got ${value}`);
+    }
+    this.learningRate = value;
   }
 
   get stepCount(): number {

@@ -61,7 +61,6 @@ export function updatePeriods(
  * state; 0 reads as 1.
  */
 export class RampingAdamW extends SlotOptimizer {
-  private readonly lr: number;
   private readonly beta1: number;
   private readonly beta2: number;
   private readonly eps: number;

@@ -25,7 +25,6 @@ export interface SgdOptions {
 }
 
 class Sgd extends SlotOptimizer {
-  private readonly lr: number;
   private readonly momentum: number;
   private readonly weightDecay: number;
   private readonly nesterov: boolean;

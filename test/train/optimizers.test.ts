@@ -160,3 +160,22 @@ test('invalid options are UnsupportedOptionError; parameters without a gradient 
   assert.equal(opt.step(), true);
   assert.deepEqual([...p.value.data], [1]);
 });
+
+test('lr can follow a schedule between steps; a bad lr is a typed error', () => {
+  const p = ag.param(tensor([1, -2], [2], 'float64'));
+  const opt = sgd([p], { lr: 0.1 });
+  p.grad = tensor([1, 1], [2], 'float64');
+  opt.step();
+  opt.lr = 0.5;
+  assert.equal(opt.lr, 0.5);
+  opt.step();
+  assert.deepEqual([...p.value.data], [1 - 0.1 - 0.5, -2 - 0.1 - 0.5]);
+  const q = ag.param(tensor([3], [1], 'float64'));
+  const a = adamw([q], { lr: 0.1, weightDecay: 0.5 });
+  a.lr = 0;
+  q.grad = tensor([2], [1], 'float64');
+  a.step();
+  assert.deepEqual([...q.value.data], [3], 'lr 0: neither the Adam step nor the decoupled decay moves it');
+  assert.throws(() => (a.lr = -1), UnsupportedOptionError);
+  assert.throws(() => (a.lr = NaN), UnsupportedOptionError);
+});
