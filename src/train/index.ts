@@ -25,3 +25,4 @@ export {
   type RampingCalibration,
   type RampingCalibrationOptions,
 } from './q-ramping-calibration.js';
+export { cosineSchedule, type CosineScheduleOptions } from './lr-schedule.js';
