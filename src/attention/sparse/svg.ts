@@ -1,0 +1,73 @@
+/**
+ * `svgAttention`: Sparse VideoGen (SVG, arXiv 2502.01776; sparse_attention.md §2) on the block-sparse
+ * kernel. A short composition of public steps:
+ *
+ *   planSvg (dense warm-up? band from the density; online profiling → spatial | temporal per head)
+ *   → gatherTokens (temporal heads into token-major order, §2.2 step 3)
+ *   → blockSparseAttention with one band layout for every head
+ *   → scatterTokens (the inverse transform on O and the LSE).
+ *
+ * The result equals the float64 oracle masked by `svgMask(plan)` up to float32 rounding. Warm-up calls
+ * run the dense kernel. NaN handling follows `nanPolicy` (see svg-profile.ts for what a NaN does to
+ * profiling).
+ */
+import { ShapeError } from '../../core/errors.js';
+import { convertLayout } from '../../core/layout.js';
+import { Tensor } from '../../core/tensor.js';
+import { attentionCpu } from '../dense-cpu.js';
+import { type AttentionResult, type AttentionWithLse, assertFiniteInputs } from '../options.js';
+import { blockSparseAttention } from './block-sparse.js';
+import { gatherTokens, scatterTokens } from './permute.js';
+import { type SvgOptions, type SvgPlan, planSvg, resolveSvgProblem } from './svg-plan.js';
+
+export function svgAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: SvgOptions & { returnLse: true },
+): AttentionWithLse<Tensor<'float32'>>;
+export function svgAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: SvgOptions & { returnLse?: false },
+): Tensor<'float32'>;
+export function svgAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: SvgOptions,
+): AttentionResult<Tensor<'float32'>>;
+/** SVG attention of a clip to itself (module comment); options in `SvgOptions`. */
+export function svgAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: SvgOptions,
+): AttentionResult<Tensor<'float32'>> {
+  const { problem } = resolveSvgProblem(q, k, v, opts);
+  if (problem.nanPolicy === 'error') assertFiniteInputs({ q, k, v });
+  const plan: SvgPlan = opts.plan ?? planSvg(q, k, v, opts);
+  if (plan.batch !== problem.batch || plan.heads !== problem.headsQ || plan.layout.nq !== problem.tokensQ) {
+    throw new ShapeError(
+      `the plan was made for B = ${plan.batch}, H = ${plan.heads}, N = ${plan.layout.nq}; these inputs have ` +
+        `B = ${problem.batch}, H = ${problem.headsQ}, N = ${problem.tokensQ}. Plan again with planSvg.`,
+    );
+  }
+  const shared = { smScale: problem.smScale, returnLse: problem.returnLse, nanPolicy: problem.nanPolicy };
+  if (plan.dense) return attentionCpu(q, k, v, { ...shared, layout: problem.layout });
+  const hnd = <T extends Tensor>(t: T): T => convertLayout(t, problem.layout, 'HND');
+  const perm = plan.permutation;
+  const result = blockSparseAttention(
+    gatherTokens(hnd(q), perm),
+    gatherTokens(hnd(k), perm),
+    gatherTokens(hnd(v), perm),
+    plan.layout,
+    shared,
+  );
+  const toOriginal = (o: Tensor<'float32'>) => convertLayout(scatterTokens(o, perm), 'HND', problem.layout);
+  if (!problem.returnLse) return toOriginal(result as Tensor<'float32'>);
+  const { out, lse } = result as AttentionWithLse<Tensor<'float32'>>;
+  const [b, h, n] = lse.shape;
+  return { out: toOriginal(out), lse: scatterTokens(lse.reshape([b, h, n, 1]), perm).reshape([b, h, n]) };
+}
