@@ -134,5 +134,8 @@ export * as train from './train/index.js';
 // SwiGLU/GELU MLPs and a tiny transformer
 export * as nn from './nn/index.js';
 
+// diffusion: noise processes, samplers, GFT, consistency distillation, masked diffusion LMs and VRPO
+export * as diffusion from './diffusion/index.js';
+
 // experiments: the registry `sparq run` and `sparq report` use, the runner, statistics and plot specs
 export * as experiments from './experiments/index.js';

@@ -2,7 +2,8 @@
  * Diffusion: noise processes (VP/DDPM, EDM), parameterisations, samplers that count network
  * evaluations (DDIM, EDM Euler/Heun), classifier-free guidance, sample-quality metrics (sliced
  * Wasserstein, MMD), exact Gaussian-mixture denoisers, GFT and consistency-trajectory distillation
- * with CTM's and the analytic preconditioning.
+ * with CTM's and the analytic preconditioning; masked diffusion LMs (ELBO estimators, remasking
+ * sampler) and VRPO preference optimisation.
  */
 export {
   VpSchedule,
@@ -60,3 +61,72 @@ export {
   type SlicedWassersteinOptions,
 } from './sliced-wasserstein.js';
 export { mmdRbf, medianBandwidth, type MmdOptions, type MmdResult } from './mmd.js';
+
+// Masked diffusion LM and VRPO (LLaDA 1.5): forward masking, mask predictor, ELBO estimators and their
+// exact values, SFT loss, low-confidence-remasking sampler, DPO on ELBOs, VRPO allocation and
+// antithetic sampling.
+export {
+  type SequenceLayout,
+  type MaskedSequence,
+  responseLength,
+  maskWithProbability,
+  maskExactly,
+} from './mdlm-masking.js';
+export { maskedLogProb, type MaskedLogProbOptions } from './masked-log-prob.js';
+export {
+  type MaskPredictor,
+  type TransformerMaskPredictorConfig,
+  TransformerMaskPredictor,
+  transformerMaskPredictor,
+  checkPredictorInput,
+  copyParameterValues,
+} from './mask-predictor.js';
+export {
+  type ElboForm,
+  type ElboSamplingOptions,
+  type ElboSample,
+  type ElboDraws,
+  type WeightedMaskedSequence,
+  type EvaluationOptions,
+  sampleElboDraws,
+  elboEstimates,
+  elboSampleTerms,
+  weightedMaskedSums,
+} from './elbo.js';
+export {
+  type ExactOptions,
+  type VarianceComponents,
+  exactElbos,
+  exactMaskSums,
+  anyOrderLogLikelihood,
+  lFormVarianceComponents,
+} from './elbo-exact.js';
+export { mdmSftLoss, type SftLossOptions } from './sft-loss.js';
+export {
+  type Remasking,
+  type RemaskingSamplerOptions,
+  type RemaskingResult,
+  remaskingSample,
+  transferSchedule,
+} from './remasking-sampler.js';
+export {
+  VRPO_DEFAULT_BETA,
+  type DpoEInputs,
+  type DpoEOptions,
+  type DpoEResult,
+  dpoEScores,
+  dpoELoss,
+} from './dpo.js';
+export {
+  VRPO_DEFAULT_BUDGET,
+  type PreferencePair,
+  type ElboAllocation,
+  type PreferenceScoreOptions,
+  type VrpoOptions,
+  type PreferenceDraws,
+  type VrpoLossResult,
+  vrpoAllocation,
+  samplePreferenceDraws,
+  preferenceScores,
+  vrpoLoss,
+} from './vrpo.js';
