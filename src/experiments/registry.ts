@@ -4,8 +4,9 @@
  */
 import type { AnyExperiment } from './experiment.js';
 import { sageAccuracy } from './sage-accuracy.js';
+import { sagebwdEval } from './sagebwd-eval.js';
 
-export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy];
+export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy, sagebwdEval];
 
 /** The experiment called `name`, if there is one. */
 export function findExperiment(name: string): AnyExperiment | undefined {
