@@ -1,6 +1,6 @@
 /**
  * SageAttention's Q/K preprocessing on WebGPU: the token mean of K (smoothing, SA1 §4.2) and INT8
- * group quantization for every granularity, with the scale rules of quant/int-group-quant.ts
+ * group quantization for every granularity (of Q minus its block means too, SA2 §3.1), with the scale rules of quant/int-group-quant.ts
  * (per-thread δ = amax/qmax + 1e-7, otherwise δ = max(amax, 1e-7)/qmax, qmax 127 or 7 for INT4; σ·log2e folded into per-block
  * Q), codes in the input layout and scales in the reference layout. Matches the CPU quantizer within
  * float rounding: WGSL's f32 division and the order of the mean's summation may move a value that
@@ -41,6 +41,7 @@ struct U {
   heads: u32, tokens: u32, tokenStride: u32, headStride: u32,
   batchStride: u32, div: u32, mul: u32, mod8Div: u32,
   groups: u32, segTokens: u32, prescale: f32, useMean: u32,
+  meanRows: u32, meanBlock: u32, pad0: u32, pad1: u32,
 }
 @group(0) @binding(0) var<uniform> P: U;
 @group(0) @binding(1) var<storage, read> X: array<${floatArrayElement(input)}>;
@@ -53,8 +54,10 @@ ${floatLoaderWgsl('ld', 'X', input)}
 fn groupOf(n: u32) -> u32 {
   return (n / P.div) * P.mul + select(0u, (n % 8u) / max(P.mod8Div, 1u), P.mod8Div > 0u);
 }
-fn value(base: u32, n: u32, d: u32, meanBase: u32) -> f32 {
-  let m = select(0.0, Mean[meanBase + d], P.useMean != 0u);
+// the mean row of token n: one per head (K smoothing) or one per meanBlock tokens (Q block smoothing)
+fn value(base: u32, n: u32, d: u32, bh: u32) -> f32 {
+  let meanRow = bh * P.meanRows + select(0u, n / max(P.meanBlock, 1u), P.meanBlock > 0u);
+  let m = select(0.0, Mean[meanRow * ${D}u + d], P.useMean != 0u);
   return (ld(base + n * P.tokenStride + d) - m) * P.prescale;
 }
 @compute @workgroup_size(${QUANT_THREADS})
@@ -64,14 +67,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n0 = wid.x * P.segTokens;
   let g0 = groupOf(n0);
   let base = b * P.batchStride + h * P.headStride;
-  let meanBase = (b * P.heads + h) * ${D}u;
+  let bh = b * P.heads + h;
   if (tid < ${groupsPerSegment}u) { atomicStore(&amax[tid], 0u); }
   workgroupBarrier();
   let nEnd = min(n0 + P.segTokens, P.tokens);
   for (var e = tid; e < P.segTokens * ${D}u; e += ${QUANT_THREADS}u) {
     let n = n0 + e / ${D}u;
     if (n < nEnd) {
-      atomicMax(&amax[groupOf(n) - g0], bitcast<u32>(abs(value(base, n, e % ${D}u, meanBase))));
+      atomicMax(&amax[groupOf(n) - g0], bitcast<u32>(abs(value(base, n, e % ${D}u, bh))));
     }
   }
   workgroupBarrier();
@@ -88,7 +91,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let s = scale[groupOf(n) - g0];
       var word = 0u;
       for (var i = 0u; i < 4u; i++) {
-        let x = value(base, n, (e % ${W}u) * 4u + i, meanBase) / s;
+        let x = value(base, n, (e % ${W}u) * 4u + i, bh) / s;
         ${
           rounding === 'half-away'
             ? `let c = clamp(trunc(x + 0.5 * sign(x)), -${qmax}.0, ${qmax}.0);`
@@ -111,8 +114,13 @@ export interface GpuInt8QuantizeOptions {
   rounding: QuantRounding;
   /** Multiplier applied before quantizing (σ·log2e for per-block Q). */
   prescale: number;
-  /** Token mean to subtract first ([B, H, D] float32), for K smoothing. */
+  /**
+   * Mean to subtract first: [B, H, D] float32 (K smoothing), or [B, H, ⌈N/meanBlock⌉, D] with
+   * `meanBlock` (Q block smoothing, SA2 §3.1; smooth-q-gpu.ts).
+   */
   mean?: GpuTensor<'float32'>;
+  /** Tokens per row of `mean`; omit for one mean per head. */
+  meanBlock?: number;
 }
 
 function dims(t: GpuTensor, layout: 'HND' | 'NHD') {
@@ -155,7 +163,7 @@ export function recordQuantizeInt8Gpu(
   const codes = emptyGpu(runtime, x.shape, 'int8', 'int8 codes', 512);
   const scales = emptyGpu(runtime, [B, H, rule.groups], 'float32', 'int8 scales');
   const st = layoutStrides(opts.layout, H, N, D);
-  const words = new ArrayBuffer(48);
+  const words = new ArrayBuffer(64);
   new Uint32Array(words).set([
     H,
     N,
@@ -170,6 +178,8 @@ export function recordQuantizeInt8Gpu(
   ]);
   new Float32Array(words)[10] = opts.prescale;
   new Uint32Array(words)[11] = opts.mean ? 1 : 0;
+  const meanBlock = opts.meanBlock ?? 0;
+  new Uint32Array(words).set([meanBlock > 0 ? Math.ceil(N / meanBlock) : 1, meanBlock], 12);
   const params = uniformBuffer(runtime, words, 'int8 quantizer params');
   const meanInput = optionalInput(runtime, opts.mean, 'no mean');
   const meanBuf = meanInput.buffer;

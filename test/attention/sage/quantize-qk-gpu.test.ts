@@ -128,3 +128,83 @@ test(
     }
   },
 );
+
+test(
+  'GPU Q smoothing: block means and ΔS equal the CPU step to float rounding, and INT8 Q minus its block means equals the CPU quantizer',
+  { skip },
+  async () => {
+    const { recordSmoothQGpu } = await import('../../../src/attention/sage/smooth-q-gpu.js');
+    const { quantizeQK } = await import('../../../src/attention/sage/quantize-qk.js');
+    for (const layout of ['HND', 'NHD'] as const) {
+      // GQA, Nq not a multiple of the block (a partial last block), K with a channel bias
+      const [B, H, Hkv, Nq, Nk, D, blockQ] = [2, 4, 2, 150, 70, 64, 64];
+      const shape = (h: number, n: number) => (layout === 'HND' ? [B, h, n, D] : [B, n, h, D]);
+      const q = tensor(
+        (randn(shape(H, Nq), { seed: 31 }).data as Float32Array).map((x, i) => x + 2 * ((i % D) % 5)),
+        shape(H, Nq),
+        'float32',
+      );
+      const k = tensor(
+        (randn(shape(Hkv, Nk), { seed: 32 }).data as Float32Array).map((x, i) => x + 3 * ((i % D) % 3)),
+        shape(Hkv, Nk),
+        'float32',
+      );
+      const cpu = quantizeQK(q, k, {
+        layout,
+        smoothQ: true,
+        blockQ,
+        quant: { kind: 'int8', granularity: 'per-warp' },
+      });
+      const qg = upload(rt, q);
+      const kg = upload(rt, k);
+      const kMean = upload(rt, cpu.kMean);
+      let sq: Awaited<ReturnType<typeof recordSmoothQGpu>> | undefined;
+      let qq: ReturnType<typeof recordQuantizeInt8Gpu> | undefined;
+      const tiling = { ...DEFAULT_QK_TILING, blockQ };
+      const rule = scaleGroupRules('per-warp', Nq, Nk, tiling).q;
+      const cpuMean = upload(rt, cpu.qMean!);
+      await run((p) => {
+        sq = recordSmoothQGpu(qg, kg, { layout, blockQ, kMean }, p);
+        // the CPU's means, so the codes can be compared with the CPU quantizer's
+        qq = recordQuantizeInt8Gpu(
+          qg,
+          {
+            layout,
+            granularity: 'per-warp',
+            rule,
+            rounding: 'nearest-even',
+            prescale: 1,
+            mean: cpuMean,
+            meanBlock: blockQ,
+          },
+          p,
+        );
+        return () => {
+          sq?.release();
+          qq?.release();
+        };
+      });
+      const close = (g: Float32Array, c: Float32Array, scale: number, what: string) => {
+        assert.equal(g.length, c.length, `${what}: length`);
+        c.forEach((x, i) =>
+          assert.ok(Math.abs(g[i] - x) <= 2e-6 * scale, `${layout} ${what}[${i}]: GPU ${g[i]} vs CPU ${x}`),
+        );
+      };
+      close((await download(sq!.qMean)).data as Float32Array, cpu.qMean!.data as Float32Array, 10, 'q mean');
+      // ΔS sums 64 products of size ~10·4: compare on that scale
+      close((await download(sq!.deltaS)).data as Float32Array, cpu.deltaS!.data as Float32Array, 400, 'ΔS');
+      assert.deepEqual(sq!.deltaS.shape, [B, H, Math.ceil(Nq / blockQ), Nk]);
+      const gs = (await download(qq!.scales)).data as Float32Array;
+      (cpu.q.scales.data as Float32Array).forEach((s, i) =>
+        assert.ok(Math.abs(gs[i] - s) <= 1e-6 * s, `${layout} scale ${i}: ${gs[i]} vs ${s}`),
+      );
+      const gc = (await download(qq!.codes)).data as Int8Array;
+      let off = 0;
+      (cpu.q.codes.data as Int8Array).forEach((c, i) => {
+        assert.ok(Math.abs(gc[i] - c) <= 1, `${layout} code ${i}: ${gc[i]} vs ${c}`);
+        if (gc[i] !== c) off++;
+      });
+      assert.ok(off <= gc.length * 1e-3, `${layout}: ${off} of ${gc.length} codes differ`);
+    }
+  },
+);
