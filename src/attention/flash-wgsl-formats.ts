@@ -65,3 +65,32 @@ fn decodeV(c: u32) -> f32 { return f32(extractBits(bitcast<i32>(c), 0u, 8u)); }`
 /** decodeV2(w): the two codes in w's low 16 bits as a packed f16 pair. Needs decodeV. */
 export const V2_DECODE_WGSL = `
 fn decodeV2(w: u32) -> u32 { return pack2x16float(vec2<f32>(decodeV(w & 0xffu), decodeV((w >> 8u) & 0xffu))); }`;
+
+/**
+ * FP4 (E2M1) and its E4M3 group scales in WGSL, for SageAttention3's microscaled operands
+ * (sageattention.md §7.1–7.2, §7.4):
+ * - decodeFp4(c): the value of the E2M1 code in c's low nibble, ±{0, 0.5, 1, 1.5, 2, 3, 4, 6}; a
+ *   code times an NVFP4 scale (E4M3, 4 significant bits, 2^-9..448) has at most 6 significant bits
+ *   and lies in [2^-10, 2688], so it is exact in f16 — which is why the kernels may decode FP4
+ *   operands to f16 (shared/research/ts_webgpu_ecosystem.md §1: no fp4 subgroup-matrix types).
+ * - roundE2M1(a), a ≥ 0: E2M1's nearest value, ties to even, saturating at 6 (`cvt.rn.satfinite`);
+ *   WGSL's round() is ties-to-even, and in [0, 2), [2, 4), [4, 6] E2M1's steps are 0.5, 1, 2.
+ * - roundE4M3(x), x ≥ 0: E4M3's nearest value, ties to even, saturating at 448 (PQUANT_WGSL's rule).
+ */
+export const FP4_WGSL = `
+fn decodeFp4(c: u32) -> f32 {
+  let e = (c >> 1u) & 3u;
+  let m = f32(c & 1u) * 0.5;
+  let mag = select(m, ldexp(1.0 + m, i32(e) - 1), e > 0u);
+  return select(mag, -mag, (c & 8u) != 0u);
+}
+fn roundE2M1(a: f32) -> f32 {
+  if (a < 2.0) { return round(a * 2.0) * 0.5; }
+  if (a < 4.0) { return round(a); }
+  return min(round(a * 0.5) * 2.0, 6.0);
+}
+fn roundE4M3(x: f32) -> f32 {
+  if (x < 0.015625) { return round(x * 512.0) / 512.0; }
+  let b = bitcast<u32>(x);
+  return min(bitcast<f32>((b + 0x7ffffu + ((b >> 20u) & 1u)) & 0xfff00000u), 448.0);
+}`;

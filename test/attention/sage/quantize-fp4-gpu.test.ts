@@ -204,3 +204,52 @@ test('GPU FP4 quantization rejects bad options with typed errors', { skip }, () 
   );
   p.end();
 });
+
+test(
+  'FP4 Q/K decoded to f16 for the kernels is exact: NVFP4 code·scale; MXFP4 code·scale/2^E with the token factor 2^E',
+  { skip },
+  async () => {
+    const { planDecodeFp4Gpu } = await import('../../../src/attention/sage/fp4-operand-gpu.js');
+    const { decode } = await import('../../../src/numerics/decode.js');
+    for (const layout of ['HND', 'NHD'] as Layout[]) {
+      const dims = { batch: 2, heads: 3, tokens: 21, headDim: 64 };
+      const shape = layoutShape(dims, layout);
+      // magnitudes from 2^-14 to 2^12: NVFP4 scales over E4M3's range, MXFP4 exponents 2^26 apart
+      const x = hardValues(shape, 41, 'float32');
+      for (const f of FORMATS) {
+        const cpu = quantizeMicroscaled(x, { ...f, axis: 'channels', layout });
+        const plan = planDecodeFp4Gpu(
+          { codes: upload(rt, cpu.codes), scales: upload(rt, cpu.scales) },
+          f.format,
+          layout,
+        );
+        await run((p) => {
+          plan.record(p);
+          return () => undefined;
+        });
+        const values = decode('float16', (await download(plan.values)).data as Uint16Array);
+        const factors = plan.factors ? ((await download(plan.factors)).data as Float32Array) : undefined;
+        plan.destroy();
+        const codes = decode('float4_e2m1fn', cpu.codes.data as Uint8Array);
+        const scales = cpu.scales.data as Float32Array;
+        const G = cpu.scales.shape[3];
+        const g = f.format === 'nvfp4' ? 16 : 32;
+        for (let i = 0; i < values.length; i++) {
+          const d = i % 64;
+          const t = Math.floor(i / 64);
+          const bhn =
+            layout === 'HND' ? t : (Math.floor(t / 63) * 3 + (t % 3)) * 21 + (Math.floor(t / 3) % 21);
+          const exact = codes[i] * scales[bhn * G + Math.floor(d / g)];
+          const factor = factors ? factors[bhn] : 1;
+          assert.equal(values[i] * factor, exact, `${f.format} ${layout} element ${i}`);
+        }
+        if (factors) {
+          // the factor is the token's largest group scale
+          for (let t = 0; t < factors.length; t++) {
+            assert.equal(factors[t], Math.max(...scales.subarray(t * G, (t + 1) * G)), `factor ${t}`);
+          }
+        }
+      }
+    }
+  },
+);
