@@ -26,7 +26,7 @@ import {
   mmaFlashWgsl,
   mmaWorkgroupBytes,
 } from './flash-wgsl-mma.js';
-import { scalarBlockK, scalarFlashWgsl } from './flash-wgsl-scalar.js';
+import { type ScalarFlashConfig, scalarBlockK, scalarFlashWgsl } from './flash-wgsl-scalar.js';
 import {
   type AttentionOptions,
   type AttentionProblem,
@@ -59,11 +59,37 @@ export interface GpuAttentionPlan {
   recordKernel(pass: GPUComputePassEncoder): void;
   /** Frees the plan's temporary buffers (not `out` or `lse`). */
   destroyTemporaries(): void;
+  /** Query rows per workgroup of the chosen kernel. */
+  readonly tileQ: number;
+  /** Keys per online-softmax step of the chosen kernel. */
+  readonly tileK: number;
+}
+
+/**
+ * How a flash-style plan differs from dense attention, for kernels built from the same generators and
+ * operands (block-sparse attention, sparse/block-sparse-gpu.ts): the generated WGSL, the rows per
+ * workgroup, the dispatch's x dimension and extra bindings. Everything else — operand conversion,
+ * parameter blocks, INT8 and quantized-PV bindings, the output — is shared.
+ */
+export interface FlashVariant {
+  /** WGSL of the tensor-core kernel for its resolved tile config. */
+  mmaCode(cfg: MmaFlashConfig): string;
+  /** WGSL of the scalar kernel for its resolved config. */
+  scalarCode(cfg: ScalarFlashConfig): string;
+  /** Tensor-core tile settings the variant needs (applied before the caller's `mma` option). */
+  mmaOverrides?: Partial<MmaFlashConfig>;
+  /** Scalar kernel rows per workgroup (default 64). */
+  scalarWorkgroup?: number;
+  /** Workgroups along x (the Params `qBlocks` field; scratch holds x · rows-per-workgroup rows per head). */
+  workgroupsX: number;
+  /** Bindings beyond the flash kernels' own. */
+  extraEntries: GPUBindGroupEntry[];
 }
 
 const SCALAR_WORKGROUP = 64;
 
-function assertSameRuntime(q: GpuTensor, k: GpuTensor, v: GpuTensor): GpuRuntime {
+/** The runtime q, k and v share; an UnsupportedOptionError if they do not, or one was destroyed. */
+export function assertSameRuntime(q: GpuTensor, k: GpuTensor, v: GpuTensor): GpuRuntime {
   if (k.runtime !== q.runtime || v.runtime !== q.runtime) {
     throw new UnsupportedOptionError(
       'q, k and v must live on the same GPU runtime; download and upload to move tensors',
@@ -79,7 +105,8 @@ function assertSameRuntime(q: GpuTensor, k: GpuTensor, v: GpuTensor): GpuRuntime
   return q.runtime;
 }
 
-function chooseTier(
+/** The kernel tier for a problem: the requested one (checked against the device) or the best for its dtype. */
+export function chooseTier(
   runtime: GpuRuntime,
   p: AttentionProblem,
   requested: GpuAttentionOptions['tier'],
@@ -118,6 +145,22 @@ export function planAttentionGpu(
   opts: GpuAttentionOptions = {},
 ): GpuAttentionPlan {
   const p = resolveAttentionProblem(q, k, v, opts, ['tier', 'mma']);
+  const runtime = assertGpuFloatOperands(q, k, v, p);
+  const tier = chooseTier(runtime, p, opts.tier);
+  return buildFlashPlan(runtime, p, tier, [q, k, v], opts.mma);
+}
+
+/**
+ * The checks every float GPU attention kernel makes on its operands: one live runtime, float16 or
+ * float32 with one shared dtype, and no nanPolicy 'error' (GPU tensors are not read back). Returns the
+ * runtime.
+ */
+export function assertGpuFloatOperands(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  p: AttentionProblem,
+): GpuRuntime {
   const runtime = assertSameRuntime(q, k, v);
   runtime.assertAlive();
   for (const t of [q, k, v]) {
@@ -138,8 +181,7 @@ export function planAttentionGpu(
         "or use nanPolicy 'propagate'.",
     );
   }
-  const tier = chooseTier(runtime, p, opts.tier);
-  return buildFlashPlan(runtime, p, tier, [q, k, v], opts.mma);
+  return runtime;
 }
 
 /**
@@ -183,6 +225,7 @@ export function buildFlashPlan(
   mma: GpuAttentionOptions['mma'],
   int8?: Int8QKOperands,
   pv?: QuantizedPV,
+  variant?: FlashVariant,
 ): GpuAttentionPlan {
   const vCodes: VCodeFormat | undefined = V_CODE_DTYPES[v.dtype];
   const pFormat = pv?.pFormat ?? 'fp16';
@@ -203,7 +246,7 @@ export function buildFlashPlan(
   const out = emptyGpu(runtime, q.shape, 'float32', 'attention out');
   const lse = emptyGpu(runtime, [p.batch, p.headsQ, p.tokensQ], 'float32', 'attention lse');
   const temporaries: GpuTensor[] = [];
-  const empty = p.batch === 0 || p.tokensQ === 0 || p.headsQ === 0;
+  const empty = p.batch === 0 || p.tokensQ === 0 || p.headsQ === 0 || variant?.workgroupsX === 0;
 
   // What each kernel input buffer must hold. The subgroup-matrix kernel loads Q fragments of 16 rows
   // straight from global memory; Dawn's robustness clamps a load that reaches past the end of a buffer
@@ -240,9 +283,12 @@ export function buildFlashPlan(
   let code: string;
   let workgroupsX: number;
   let scratch: GpuTensor | undefined;
+  let tileQ: number;
+  let tileK: number;
   if (tier === 'subgroup-matrix') {
     const cfg: MmaFlashConfig = {
       ...defaultMmaConfig(p.headDim, limits.maxComputeWorkgroupStorageSize),
+      ...variant?.mmaOverrides,
       ...mma,
       headDim: p.headDim,
       subgroupSize: 32,
@@ -261,8 +307,10 @@ export function buildFlashPlan(
         `the subgroup-matrix kernel assumes subgroups of 32 lanes; this device reports ${runtime.caps.subgroupMinSize}..${runtime.caps.subgroupMaxSize}. Use tier 'f16'.`,
       );
     }
-    code = mmaFlashWgsl(cfg);
-    workgroupsX = Math.ceil(p.tokensQ / mmaBlockQ(cfg));
+    code = variant ? variant.mmaCode(cfg) : mmaFlashWgsl(cfg);
+    tileQ = mmaBlockQ(cfg);
+    tileK = cfg.blockK;
+    workgroupsX = variant?.workgroupsX ?? Math.ceil(p.tokensQ / mmaBlockQ(cfg));
     if (!empty) {
       scratch = emptyGpu(
         runtime,
@@ -275,7 +323,8 @@ export function buildFlashPlan(
   } else {
     const shaderF16 = tier === 'f16';
     const blockK = scalarBlockK(p.headDim, shaderF16 ? 2 : 4, limits.maxComputeWorkgroupStorageSize);
-    code = scalarFlashWgsl({
+    const workgroupSize = variant?.scalarWorkgroup ?? SCALAR_WORKGROUP;
+    const cfg: ScalarFlashConfig = {
       // the float operands' storage: q/k/v for dense, v for INT8 Q/K (one-byte V codes: tile type only)
       input: vCodes
         ? shaderF16
@@ -287,13 +336,16 @@ export function buildFlashPlan(
       shaderF16,
       headDim: p.headDim,
       blockK,
-      workgroupSize: SCALAR_WORKGROUP,
+      workgroupSize,
       qkInt8: int8 !== undefined,
       packedDot: runtime.caps.wgslLanguageFeatures.includes('packed_4x8_integer_dot_product'),
       pFormat,
       vCodes,
-    });
-    workgroupsX = Math.ceil(p.tokensQ / SCALAR_WORKGROUP);
+    };
+    code = variant ? variant.scalarCode(cfg) : scalarFlashWgsl(cfg);
+    tileQ = workgroupSize;
+    tileK = blockK;
+    workgroupsX = variant?.workgroupsX ?? Math.ceil(p.tokensQ / SCALAR_WORKGROUP);
   }
   const maxGroups = limits.maxComputeWorkgroupsPerDimension;
   if (workgroupsX > maxGroups || p.headsQ > maxGroups || p.batch > maxGroups) {
@@ -345,6 +397,7 @@ export function buildFlashPlan(
         { binding: 9, resource: { buffer: sageParams } },
       );
     }
+    if (variant) entries.push(...variant.extraEntries);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, runtime.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
     pass.dispatchWorkgroups(workgroupsX, p.headsQ, p.batch);
@@ -360,6 +413,8 @@ export function buildFlashPlan(
       recordKernel(pass);
     },
     recordKernel,
+    tileQ,
+    tileK,
     destroyTemporaries() {
       for (const t of temporaries) t.destroy();
       temporaries.length = 0;

@@ -135,7 +135,22 @@ export function mmaBlockQ(c: MmaFlashConfig): number {
   return c.warps * c.rowsPerWarp;
 }
 
-export function mmaFlashWgsl(c: MmaFlashConfig): string {
+/**
+ * What turns the dense kernel into the block-sparse one (sparse/block-sparse-wgsl-mma.ts): the layout
+ * declarations, which must provide `layoutSet(b, h)`, `queryBounds(set, i)`, `rowRange(set, i)`,
+ * `keyBounds(set, col)` (each a vec2<u32> range), the layout words `LW` with the column offset
+ * `SP.colOff`, and, with stage 2, `pvThreshold(h)`, `SP.exemptLast` and the counters `pvCounts`
+ * (sparse/block-sparse-wgsl-layout.ts). The kernel then runs one workgroup per (b, h, query block):
+ * the block's rows in chunks of the workgroup's rows, and for each chunk the key tiles of its kept
+ * blocks in CSR order, bounds-masked at each block's end.
+ */
+export interface MmaBlockSparse {
+  declarations: string;
+  /** Rows per stage-2 group (a multiple of rowsPerWarp dividing the workgroup's rows); 0: no stage 2. */
+  pvGroupRows: number;
+}
+
+export function mmaFlashWgsl(c: MmaFlashConfig, sparse?: MmaBlockSparse): string {
   const D = c.headDim;
   const W = c.warps;
   const WQ = c.rowsPerWarp;
@@ -169,6 +184,10 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   if (D % (i8 ? 32 : 16) !== 0 || BK % 16 !== 0 || CH % 8 !== 0)
     throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
 
+  const G = sparse?.pvGroupRows ?? 0;
+  const pv = G > 0;
+  if (pv && (BQ % G !== 0 || G % WQ !== 0))
+    throw new Error(`stage-2 groups of ${G} rows must divide ${BQ} rows and be a multiple of ${WQ}`);
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
   const A = 'subgroup_matrix_result<f32, 16, 16>';
@@ -187,21 +206,22 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
   // --- K/V staging: loads into registers pk*/pv*, stores from them
   const staging = c.ablate !== 'no-staging';
   const which = (kv: 'K' | 'V' | 'KV') => (kv === 'KV' ? (['K', 'V'] as const) : ([kv] as const));
-  const loadTile = (tileExpr: string, kv: 'K' | 'V' | 'KV') => {
+  // `bound`: keys at or past it are zeros (the sequence end, or in the sparse kernel the block's end)
+  const loadTile = (tileExpr: string, kv: 'K' | 'V' | 'KV', bound = 'P.tokensKv') => {
     for (const x of which(kv)) {
       for (let i = 0; i < (staging ? loads[x] : 0); i++) {
         const n = rowVec[x];
         emit(`    {
       let e = tid + ${i * T}u;
       let j = ${tileExpr} + e / ${n}u;
-      let ok = e < ${BK * n}u && j < P.tokensKv;
+      let ok = e < ${BK * n}u && j < ${bound};
       let src = ${x.toLowerCase()}Base + j * ${x.toLowerCase()}Tok + e % ${n}u;
       p${x.toLowerCase()}${i} = select(vec4<u32>(), ${x}v[min(src, arrayLength(&${x}v) - 1u)], ok);
     }`);
       }
     }
   };
-  const storeTile = (kv: 'K' | 'V' | 'KV', tileK: string) => {
+  const storeTile = (kv: 'K' | 'V' | 'KV', tileK: string, bound = 'P.tokensKv') => {
     for (const x of which(kv)) {
       for (let i = 0; i < (staging ? loads[x] : 0); i++) {
         const n = rowVec[x];
@@ -227,7 +247,7 @@ export function mmaFlashWgsl(c: MmaFlashConfig): string {
         // the K scales of this tile's keys, one per column (0 past Nk: those logits are masked anyway)
         emit(`    if (tid < ${BK}u) {
       let j = ${tileK} + tid;
-      sKs[tid] = select(0.0, kScales[min(kScale0 + groupIndex(j, S.kDiv, S.kMul, S.kMod8Div), arrayLength(&kScales) - 1u)], j < P.tokensKv);
+      sKs[tid] = select(0.0, kScales[min(kScale0 + groupIndex(j, S.kDiv, S.kMul, S.kMod8Div), arrayLength(&kScales) - 1u)], j < ${bound});
     }`);
       }
     }
@@ -269,7 +289,35 @@ var<workgroup> sK: array<vec4<u32>, ${BK * RSK}>;
 var<workgroup> sV: array<vec4<u32>, ${BK * RSV}>;
 var<workgroup> sS: array<${sElem}, ${BQ * SS}>;
 ${c.aliasP ? '' : `var<workgroup> sP: array<vec4<u32>, ${BQ * PS}>;`}
-var<workgroup> rescaleFlag: atomic<u32>;
+var<workgroup> rescaleFlag: atomic<u32>;${
+    sparse
+      ? `
+${sparse.declarations}
+var<workgroup> wgBlock: vec4<u32>;
+var<workgroup> wgTiles: u32;${
+          pv
+            ? `
+var<workgroup> pvKeep: array<atomic<u32>, ${BQ / G}>;
+var<workgroup> pvAny: array<atomic<u32>, ${BQ / G}>;`
+            : ''
+        }
+// the first tile of a kept block at or after CSR entry e that starts below kEnd: (entry, first key, block end)
+fn firstTileFrom(lset: u32, e0: u32, e1: u32, kEnd: u32) -> vec3<u32> {
+  var e = e0;
+  loop {
+    if (e >= e1) { return vec3<u32>(e1, 0u, 0u); }
+    let kb = keyBounds(lset, LW[SP.colOff + e]);
+    if (min(kb.y, kEnd) > kb.x) { return vec3<u32>(e, kb.x, kb.y); }
+    e += 1u;
+  }
+}
+fn advanceTile(lset: u32, t: vec3<u32>, e1: u32, kEnd: u32) -> vec3<u32> {
+  let k0 = t.y + ${BK}u;
+  if (k0 < min(t.z, kEnd)) { return vec3<u32>(t.x, k0, t.z); }
+  return firstTileFrom(lset, t.x + 1u, e1, kEnd);
+}`
+      : ''
+  }
 
 fn keysSeen(row: i32) -> u32 {
   if (P.causal == 0u) { return P.tokensKv; }
@@ -283,8 +331,61 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(subgroup_invocation_id) lane: u32) {
   let b = wid.z;
   let h = wid.y;
-  let hk = h / P.groupSize;
-  // heaviest causal blocks first: the last query block sees the most keys
+  let hk = h / P.groupSize;`);
+  const X8 = i8 ? 16 : 8;
+  const SPARSE_HEADER = `  let qb = wid.x;
+  let lset = layoutSet(b, h);
+  if (tid == 0u) {
+    let rows = queryBounds(lset, qb);
+    let kept = rowRange(lset, qb);
+    wgBlock = vec4<u32>(rows.x, rows.y, kept.x, kept.y);
+  }
+  // rows [u.x, u.y) of the query block, kept CSR entries [u.z, u.w)
+  let u = workgroupUniformLoad(&wgBlock);
+  let qTok = P.qTokenStride / ${X8}u;
+  let kTok = P.kvTokenStride / ${X8}u;
+  let vTok = P.kvTokenStride / ${vCodes ? 16 : 8}u;
+  let kBase = (b * P.kvBatchStride + hk * P.kvHeadStride) / ${X8}u;
+  let vBase = (b * P.kvBatchStride + hk * P.kvHeadStride) / ${vCodes ? 16 : 8}u;
+  let scratch0 = ((b * P.headsQ + h) * P.qBlocks + qb) * ${BQ * D}u + warp * ${WQ * D}u;
+  let r = lane / ${LPR}u;
+  let part = lane % ${LPR}u;
+  let rowInBlock = warp * ${WQ}u + r;${
+    pv
+      ? `
+  let threshold = pvThreshold(h);
+  let pvGroup = rowInBlock / ${G}u;
+  var tested = 0u;
+  var skipped = 0u;`
+      : ''
+  }
+  // the block's rows in chunks of ${BQ}, as the Triton SVG2 kernel loops over a cluster in BLOCK_M chunks
+  for (var q0 = u.x; q0 < u.y; q0 += ${BQ}u) {
+  let qRow0 = (b * P.qBatchStride + h * P.qHeadStride) / ${X8}u + (q0 + warp * ${WQ}u) * qTok;
+  let row = q0 + rowInBlock;
+  let seen = select(0u, keysSeen(i32(row)), row < u.y);
+  var mRef = -3.0e38;
+  var mTrue = -3.0e38;
+  var lPart = 0.0;
+  var alpha = 1.0;
+  let kEnd = keysSeen(i32(min(q0 + ${BQ}u, u.y)) - 1);
+  // the chunk's key tiles below kEnd, counted by one invocation and made uniform through workgroup memory
+  workgroupBarrier();
+  if (tid == 0u) {
+    var n = 0u;
+    for (var e = u.z; e < u.w; e++) {
+      let kb = keyBounds(lset, LW[SP.colOff + e]);
+      let hi = min(kb.y, kEnd);
+      if (hi > kb.x) { n += (hi - kb.x + ${BK - 1}u) / ${BK}u; }
+    }
+    wgTiles = n;
+  }
+  let nTiles = workgroupUniformLoad(&wgTiles);
+  // the current tile: (CSR entry, first key, end of its kept block)
+  var cur = firstTileFrom(lset, u.z, u.w, kEnd);
+`;
+  if (!sparse) {
+    emit(`  // heaviest causal blocks first: the last query block sees the most keys
   let qBlock = select(wid.x, P.qBlocks - 1u - wid.x, P.causal != 0u);
   let q0 = qBlock * ${BQ}u;
   // element strides → vec4 strides: ${i8 ? '16 int8 codes' : '8 f16'} per vec4 for Q and K, 8 f16 for V
@@ -309,6 +410,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   let kEnd = keysSeen(i32(min(q0 + ${BQ}u, P.tokensQ)) - 1);
   let nTiles = (kEnd + ${BK - 1}u) / ${BK}u;
 `);
+  } else {
+    emit(SPARSE_HEADER);
+  }
+
   for (let i = 0; i < loads.K; i++) emit(`  var pk${i}: vec4<u32>;`);
   for (let i = 0; i < loads.V; i++) emit(`  var pv${i}: vec4<u32>;`);
   if (i8) {
@@ -322,30 +427,57 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nDk; dd++) emit('  ' + loadQ(qi, dd, true));
   }
   for (let qi = 0; qi < nQ; qi++) for (let dd = 0; dd < nD; dd++) emit(`  var o_${qi}_${dd} = ${A}();`);
-  const next = `k0 + ${BK}u`;
-  if (c.staging === 'prefetch') loadTile('0u', 'KV');
+  // the sparse kernel's tiles come from the cursor: this one (k0, bounded by its block's end kHi) and
+  // the next (nxt.y, bounded by nxt.z)
+  const next = sparse ? 'nxt.y' : `k0 + ${BK}u`;
+  const first = sparse ? 'cur.y' : '0u';
+  const [bound, nextBound, firstBound] = sparse
+    ? ['kHi', 'nxt.z', 'cur.z']
+    : ['P.tokensKv', 'P.tokensKv', 'P.tokensKv'];
+  if (c.staging === 'prefetch') loadTile(first, 'KV', firstBound);
   if (c.staging === 'split') {
-    loadTile('0u', 'KV');
-    storeTile('K', '0u');
+    loadTile(first, 'KV', firstBound);
+    storeTile('K', first, firstBound);
   }
-  emit(`  for (var t = 0u; t < nTiles; t++) {
-    let k0 = t * ${BK}u;
+  emit(`  for (var t = 0u; t < nTiles; t++) {${
+    sparse
+      ? `
+    let k0 = cur.y;
+    let kHi = cur.z;
+    let nxt = advanceTile(lset, cur, u.w, kEnd);`
+      : `
+    let k0 = t * ${BK}u;`
+  }${
+    pv
+      ? `
+    // the last SP.exemptLast kept blocks are always computed (the released kernels' loop, §1.3)
+    let testTile = cur.x + SP.exemptLast < u.w;`
+      : ''
+  }
     workgroupBarrier();
-    if (tid == 0u) { atomicStore(&rescaleFlag, 0u); }`);
+    if (tid == 0u) { atomicStore(&rescaleFlag, 0u); }${
+      pv
+        ? `
+    if (tid < ${BQ / G}u) {
+      atomicStore(&pvKeep[tid], 0u);
+      atomicStore(&pvAny[tid], 0u);
+    }`
+        : ''
+    }`);
   if (c.staging === 'prefetch') {
-    storeTile('KV', 'k0');
+    storeTile('KV', 'k0', bound);
     emit(`    workgroupBarrier();\n    if (t + 1u < nTiles) {`);
-    loadTile(next, 'KV');
+    loadTile(next, 'KV', nextBound);
     emit(`    }`);
   } else if (c.staging === 'direct') {
-    loadTile('k0', 'KV');
-    storeTile('KV', 'k0');
+    loadTile('k0', 'KV', bound);
+    storeTile('KV', 'k0', bound);
     emit(`    workgroupBarrier();`);
   } else {
     // K_t is in sK (stored after the previous S barrier); V_t waits in registers for sV to be free
-    storeTile('V', 'k0');
+    storeTile('V', 'k0', bound);
     emit(`    if (t + 1u < nTiles) {`);
-    loadTile(next, 'K');
+    loadTile(next, 'K', nextBound);
     emit(`    }`);
   }
   // S = Q Kᵀ. Interleaved: every accumulator of the tile advances one 16-deep step per K fragment
@@ -400,10 +532,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   if (c.staging === 'split') {
     // sK is free once every warp's S is stored; the next V load overlaps the softmax and PV
     emit(`    if (t + 1u < nTiles) {`);
-    storeTile('K', next);
-    loadTile(next, 'V');
+    storeTile('K', next, nextBound);
+    loadTile(next, 'V', nextBound);
     emit(`    }`);
   }
+  if (pv) emit(`    var doPv = true;`);
   emit(`    {
       let pRow = rowInBlock * ${PS}u + ${pBase}u + part * ${CH / 8}u;`);
   if (c.ablate === 'no-softmax') {
@@ -413,7 +546,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   } else {
     emit(`      let sRow = rowInBlock * ${SS}u + part * ${CH / 4}u;
       // columns of this lane's chunk that the row may see (causal limit, Nk, rows past Nq: none)
-      let lim = i32(seen) - i32(k0 + part * ${CH}u);
+      let lim = i32(${sparse ? 'min(seen, kHi)' : 'seen'}) - i32(k0 + part * ${CH}u);
       var tileMax = -3.0e38;`);
     for (let c4 = 0; c4 < CH / 4; c4++) {
       emit(
@@ -427,6 +560,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       }
     }
     if (LPR === 2) emit(`      tileMax = max(tileMax, subgroupShuffleXor(tileMax, 1u));`);
+    if (pv) {
+      // stage 2 (sparse_attention.md §1.3): a row votes to compute when (m_local − m_prev) + pvthreshd > 0,
+      // m_prev being its exact running max (mTrue), not the lazy reference mRef
+      emit(`      if (testTile && tileMax > -1.0e38) {
+        atomicStore(&pvAny[pvGroup], 1u);
+        if ((tileMax - mTrue) + threshold > 0.0) { atomicStore(&pvKeep[pvGroup], 1u); }
+      }`);
+      if (c.pFormat === 'fp16') emit(`      mTrue = max(mTrue, tileMax);`);
+    }
     if (c.pFormat !== 'fp16') emit(`      mTrue = max(mTrue, tileMax);`);
     emit(`      alpha = 1.0;
       if (tileMax > mRef + ${c.tau.toFixed(1)}) {
@@ -438,6 +580,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         lPart *= alpha;
         mRef = tileMax;
       }`);
+    if (pv) {
+      // the group's vote; a skipped group only rescales (O in the uniform branch below, l above)
+      emit(`      workgroupBarrier();
+      doPv = !testTile || atomicLoad(&pvKeep[pvGroup]) != 0u;
+      if (testTile && part == 0u && rowInBlock % ${G}u == 0u && atomicLoad(&pvAny[pvGroup]) != 0u) {
+        tested += 1u;
+        if (!doPv) { skipped += 1u; }
+      }
+      if (doPv) {`);
+    }
     if (c.pFormat === 'fp16') {
       for (let i = 0; i < CH; i++) {
         emit(`      let p${i} = select(0.0, exp2(x${i >> 2}[${i & 3}] - mRef), k${i});`);
@@ -460,6 +612,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       );
       emit(`      ${pStore(c8, words.join(', '))}`);
     }
+    if (pv) emit(`      }`);
   }
   emit(`    }
     if (workgroupUniformLoad(&rescaleFlag) != 0u) {`);
@@ -484,7 +637,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     }
   }
   emit(`    }`);
-  // O += P V
+  // O += P V (skipped by a stage-2 group: its rows are whole warps, so the branch is warp-uniform)
+  if (pv) emit(`    if (doPv) {`);
   for (let kk = 0; kk < nK; kk++) {
     emit(`    {`);
     for (let qi = 0; qi < nQ; qi++) {
@@ -501,6 +655,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     }
     emit(`    }`);
   }
+  if (pv) emit(`    }`);
+  if (sparse) emit(`    cur = nxt;`);
   emit(`  }`);
   // epilogue: O / l through the scratch rows, written in the output layout
   for (let qi = 0; qi < nQ; qi++) {
@@ -513,7 +669,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   emit(`  storageBarrier();`);
   if (LPR === 2) emit(`  let l = lPart + subgroupShuffleXor(lPart, 1u);`);
   else emit(`  let l = lPart;`);
-  emit(`  if (row < P.tokensQ) {
+  emit(`  if (row < ${sparse ? 'u.y' : 'P.tokensQ'}) {
     let inv = select(0.0, 1.0 / l, l > 0.0);
     let dst = b * P.qBatchStride + h * P.qHeadStride + row * P.qTokenStride + part * ${DC}u;
     let src = scratch0 + r * ${D}u + part * ${DC}u;
@@ -527,6 +683,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     if (part == 0u) {
       Lse[(b * P.headsQ + h) * P.tokensQ + row] = select(0xff800000u, bitcast<u32>((mRef + log2(l)) * 0.6931471805599453), l > 0.0);
     }
+  }${
+    sparse
+      ? `
+  // the next chunk reuses this warp's scratch rows
+  storageBarrier();
+  }${
+    pv
+      ? `
+  if (part == 0u && rowInBlock % ${G}u == 0u && tested > 0u) {
+    atomicAdd(&pvCounts[0], tested);
+    atomicAdd(&pvCounts[1], skipped);
+  }`
+      : ''
+  }`
+      : ''
   }
 }`);
   return lines.join('\n');

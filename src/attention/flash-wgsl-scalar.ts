@@ -52,7 +52,37 @@ export function scalarBlockK(headDim: number, bytesPerElement: number, workgroup
 /** Finite stand-in for -inf: WGSL lets compilers assume no infinities occur in arithmetic. */
 const NO_MAX = '-3.0e38';
 
-export function scalarFlashWgsl(c: ScalarFlashConfig): string {
+/**
+ * The pieces of the scalar kernel, shared by the dense kernel below and the block-sparse one
+ * (sparse/block-sparse-wgsl-scalar.ts), which differ only in which rows a workgroup owns and which key
+ * tiles it visits. Each piece is WGSL text indented for its place in `main`. Names the pieces rely on:
+ * `tid`, `b`, `h`, `hk`, `row`, `valid`, `qBase`, `kvBase` (set by the caller), `q`, `acc`, `m`, `l`
+ * (rowSetup and the caller), `k0` and `n` (the key tile's first key and the count of its keys this
+ * row sees), `s` and `tileMax` (scores), `mNew` (update).
+ */
+export interface ScalarFlashParts {
+  /** Everything before `fn keysSeen`: enables, the parameter block, bindings, workgroup arrays, loaders. */
+  declarations: string;
+  /** Declares `acc` and loads this row's q (scaled by σ·log2e, or its int8 codes and scale). */
+  rowSetup: string;
+  /** Stages the K and V tile starting at key `k0` into workgroup memory; keys ≥ `bound` are zeros. */
+  stageTile(bound: string): string;
+  /** Declares `s` and `tileMax`. */
+  scoreDecl: string;
+  /** Fills s[0 … n) and tileMax with the tile's logits (log2 units). */
+  scoreLoop: string;
+  /**
+   * m' = max(m, tileMax), α = exp2(m − m'), l ← α·l, O ← α·O, then (inside `if (pvGuard)` when given)
+   * P̃ = exp2(s − m'), l += P̃, O += P̃·V.
+   */
+  update(pvGuard?: string): string;
+  /** Writes O / l (zeros and LSE −∞ when l = 0) for a row where `valid`. */
+  epilogue: string;
+}
+
+export const SCALAR_NO_MAX = NO_MAX;
+
+export function scalarFlashParts(c: ScalarFlashConfig): ScalarFlashParts {
   const { headDim: D, blockK: BK, workgroupSize: WG } = c;
   const f16Storage = c.input === 'f16' && c.shaderF16;
   const packedF16 = c.input === 'f16' && !c.shaderF16;
@@ -67,7 +97,7 @@ export function scalarFlashWgsl(c: ScalarFlashConfig): string {
     packedF16
       ? `fn ld${buf}(e: u32) -> f32 { let w = unpack2x16float(${buf}[e >> 1u]); return select(w.x, w.y, (e & 1u) == 1u); }`
       : `fn ld${buf}(e: u32) -> f32 { return f32(${buf}[e]); }`;
-  return /* wgsl */ `${c.shaderF16 ? 'enable f16;' : ''}
+  const declarations = /* wgsl */ `${c.shaderF16 ? 'enable f16;' : ''}
 ${FLASH_PARAMS_WGSL}
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> Q: array<${i8 ? 'u32' : elem}>;
@@ -109,23 +139,8 @@ fn groupIndex(i: u32, div: u32, mul: u32, mod8Div: u32) -> u32 {
     : `${load('Q')}
 ${load('K')}`
 }
-${c.vCodes ? '' : load('V')}
-
-fn keysSeen(row: i32) -> u32 {
-  if (P.causal == 0u) { return P.tokensKv; }
-  return u32(clamp(row + 1 + P.causalShift, 0, i32(P.tokensKv)));
-}
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let b = wid.z;
-  let h = wid.y;
-  let row = wid.x * ${WG}u + tid;
-  let valid = row < P.tokensQ;
-  let hk = h / P.groupSize;
-  let qBase = b * P.qBatchStride + h * P.qHeadStride + row * P.qTokenStride;
-  let kvBase = b * P.kvBatchStride + hk * P.kvHeadStride;
-  var acc: array<f32, ${D}>;${
+${c.vCodes ? '' : load('V')}`;
+  const rowSetup = /* wgsl */ `  var acc: array<f32, ${D}>;${
     i8
       ? `
   // packed int8 codes of this row; element offsets are multiples of D, so of 4
@@ -140,77 +155,65 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (valid) {
     for (var d = 0u; d < ${D}u; d++) { q[d] = ldQ(qBase + d) * P.scaleLog2; }
   }`
-  }
-  var m = ${NO_MAX};
-  var l = 0.0;
-  let kept = select(0u, keysSeen(i32(row)), valid);
-  // the tile's last row sees the most keys (the causal count is nondecreasing in the row)
-  let kEnd = keysSeen(i32(min(wid.x * ${WG}u + ${WG}u, P.tokensQ)) - 1);
-  for (var k0 = 0u; k0 < kEnd; k0 += ${BK}u) {
-    workgroupBarrier();
-    for (var e = tid; e < ${BK * D}u; e += ${WG}u) {
+  }`;
+  const stageTile = (bound: string) => /* wgsl */ `    for (var e = tid; e < ${BK * D}u; e += ${WG}u) {
       let j = k0 + e / ${D}u;
       var vx = 0.0;
-      if (j < P.tokensKv) { vx = ldV(kvBase + j * P.kvTokenStride + e % ${D}u); }
+      if (j < ${bound}) { vx = ldV(kvBase + j * P.kvTokenStride + e % ${D}u); }
       sV[e] = ${smem}(vx);
     }${
       i8
         ? `
     for (var e = tid; e < ${BK * W}u; e += ${WG}u) {
       let j = k0 + e / ${W}u;
-      sK[e] = select(0u, K[(kvBase + j * P.kvTokenStride) / 4u + e % ${W}u], j < P.tokensKv);
+      sK[e] = select(0u, K[(kvBase + j * P.kvTokenStride) / 4u + e % ${W}u], j < ${bound});
     }
     if (tid < ${BK}u) {
       let j = k0 + tid;
-      sKs[tid] = select(0.0, kScales[min((b * P.headsKv + hk) * S.kGroups + groupIndex(j, S.kDiv, S.kMul, S.kMod8Div), arrayLength(&kScales) - 1u)], j < P.tokensKv);
+      sKs[tid] = select(0.0, kScales[min((b * P.headsKv + hk) * S.kGroups + groupIndex(j, S.kDiv, S.kMul, S.kMod8Div), arrayLength(&kScales) - 1u)], j < ${bound});
     }`
         : `
     for (var e = tid; e < ${BK * D}u; e += ${WG}u) {
       let j = k0 + e / ${D}u;
       var kx = 0.0;
-      if (j < P.tokensKv) { kx = ldK(kvBase + j * P.kvTokenStride + e % ${D}u); }
+      if (j < ${bound}) { kx = ldK(kvBase + j * P.kvTokenStride + e % ${D}u); }
       sK[e] = ${smem}(kx);
     }`
-    }
-    workgroupBarrier();
-    let n = min(${BK}u, kept - min(k0, kept));
-    if (n > 0u) {
-      var s: array<f32, ${BK}>;
-      var tileMax = ${NO_MAX};
-      for (var j = 0u; j < n; j++) {${
-        i8
-          ? `
-        var idot = 0i;
-        for (var w = 0u; w < ${W}u; w++) { idot += dotI8x4(q[w], sK[j * ${W}u + w]); }
-        let dot = f32(idot) * qScale * sKs[j];`
-          : `
-        var dot = 0.0;
-        for (var d = 0u; d < ${D}u; d++) { dot += q[d] * f32(sK[j * ${D}u + d]); }`
-      }
-        s[j] = dot;
-        tileMax = max(tileMax, dot);
-      }
-      let mNew = max(m, tileMax);
-      let alpha = exp2(m - mNew);
-      l *= alpha;
-      for (var d = 0u; d < ${D}u; d++) { acc[d] *= alpha; }
-      for (var j = 0u; j < n; j++) {${
-        pFormat === 'fp16'
-          ? `
-        let p = exp2(s[j] - mNew);
-        l += p;`
-          : `
-        // P̃ in [0, P_r] against the running max, rounded to ${pFormat}; l sums it unrounded (p-quant.ts)
-        let pt = exp2(s[j] - mNew + ${P_OFFSET[pFormat]});
-        l += pt * exp2(-${P_OFFSET[pFormat]});
-        let p = quantP(pt) * exp2(-${P_OFFSET[pFormat]});`
-      }
-        for (var d = 0u; d < ${D}u; d++) { acc[d] += p * f32(sV[j * ${D}u + d]); }
-      }
-      m = mNew;
-    }
+    }`;
+  const scoreDecl = `var s: array<f32, ${BK}>;
+var tileMax = ${NO_MAX};`;
+  const scoreLoop = /* wgsl */ `for (var j = 0u; j < n; j++) {${
+    i8
+      ? `
+  var idot = 0i;
+  for (var w = 0u; w < ${W}u; w++) { idot += dotI8x4(q[w], sK[j * ${W}u + w]); }
+  let dot = f32(idot) * qScale * sKs[j];`
+      : `
+  var dot = 0.0;
+  for (var d = 0u; d < ${D}u; d++) { dot += q[d] * f32(sK[j * ${D}u + d]); }`
   }
-  if (valid) {
+  s[j] = dot;
+  tileMax = max(tileMax, dot);
+}`;
+  const pLoop = /* wgsl */ `for (var j = 0u; j < n; j++) {${
+    pFormat === 'fp16'
+      ? `
+  let p = exp2(s[j] - mNew);
+  l += p;`
+      : `
+  // P̃ in [0, P_r] against the running max, rounded to ${pFormat}; l sums it unrounded (p-quant.ts)
+  let pt = exp2(s[j] - mNew + ${P_OFFSET[pFormat]});
+  l += pt * exp2(-${P_OFFSET[pFormat]});
+  let p = quantP(pt) * exp2(-${P_OFFSET[pFormat]});`
+  }
+  for (var d = 0u; d < ${D}u; d++) { acc[d] += p * f32(sV[j * ${D}u + d]); }
+}`;
+  const update = (pvGuard?: string) => `let mNew = max(m, tileMax);
+let alpha = exp2(m - mNew);
+l *= alpha;
+for (var d = 0u; d < ${D}u; d++) { acc[d] *= alpha; }
+${pvGuard ? `if (${pvGuard}) {\n${indent(pLoop, 2)}\n}` : pLoop}`;
+  const epilogue = /* wgsl */ `  if (valid) {
     // a row that saw no key (causal, Nq > Nk) gives zeros and LSE -inf, never 0/0
     let inv = select(0.0, 1.0 / l, l > 0.0);
     ${
@@ -221,7 +224,60 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let lseIndex = (b * P.headsQ + h) * P.tokensQ + row;
     L[lseIndex] = select(0xff800000u, bitcast<u32>((m + log2(l)) * 0.6931471805599453), l > 0.0);
+  }`;
+  return { declarations, rowSetup, stageTile, scoreDecl, scoreLoop, update, epilogue };
+}
+
+/** Prefixes every non-empty line of `text` with `n` spaces. */
+export function indent(text: string, n: number): string {
+  const pad = ' '.repeat(n);
+  return text
+    .split('\n')
+    .map((line) => (line.length > 0 ? pad + line : line))
+    .join('\n');
+}
+
+/** WGSL of the causal key count, shared by the scalar kernels. */
+export const KEYS_SEEN_WGSL = /* wgsl */ `fn keysSeen(row: i32) -> u32 {
+  if (P.causal == 0u) { return P.tokensKv; }
+  return u32(clamp(row + 1 + P.causalShift, 0, i32(P.tokensKv)));
+}`;
+
+export function scalarFlashWgsl(c: ScalarFlashConfig): string {
+  const { blockK: BK, workgroupSize: WG } = c;
+  const k = scalarFlashParts(c);
+  return /* wgsl */ `${k.declarations}
+
+${KEYS_SEEN_WGSL}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let b = wid.z;
+  let h = wid.y;
+  let row = wid.x * ${WG}u + tid;
+  let valid = row < P.tokensQ;
+  let hk = h / P.groupSize;
+  let qBase = b * P.qBatchStride + h * P.qHeadStride + row * P.qTokenStride;
+  let kvBase = b * P.kvBatchStride + hk * P.kvHeadStride;
+${k.rowSetup}
+  var m = ${NO_MAX};
+  var l = 0.0;
+  let kept = select(0u, keysSeen(i32(row)), valid);
+  // the tile's last row sees the most keys (the causal count is nondecreasing in the row)
+  let kEnd = keysSeen(i32(min(wid.x * ${WG}u + ${WG}u, P.tokensQ)) - 1);
+  for (var k0 = 0u; k0 < kEnd; k0 += ${BK}u) {
+    workgroupBarrier();
+${k.stageTile('P.tokensKv')}
+    workgroupBarrier();
+    let n = min(${BK}u, kept - min(k0, kept));
+    if (n > 0u) {
+${indent(k.scoreDecl, 6)}
+${indent(k.scoreLoop, 6)}
+${indent(k.update(), 6)}
+      m = mNew;
+    }
   }
+${k.epilogue}
 }
 `;
 }

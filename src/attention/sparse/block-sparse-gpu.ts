@@ -1,0 +1,180 @@
+/**
+ * Block-sparse attention on WebGPU: the dense flash plan (dense-gpu.ts: tier choice, operand
+ * conversion, parameter blocks, output) with the block-sparse kernels of the same generators
+ * (block-sparse-wgsl-scalar.ts, block-sparse-wgsl-mma.ts) and the layout uploaded as words
+ * (block-sparse-wgsl-layout.ts). One workgroup per (b, h, query block), dispatched as
+ * (numQBlocks, Hq, B).
+ *
+ * Tiles, which decide stage 2's granularity (block-sparse-options.ts): a workgroup takes a query
+ * block's rows in chunks of its tile — the whole block when the kernel can be shaped to it (fixed
+ * layouts: scalar kernels up to 256 rows, tensor-core kernels at multiples of 16 up to 256 rows), else
+ * 128 rows — and visits kept key blocks in key tiles of the kernel's staging size (`plan.tileK`: 32 on
+ * the tensor-core tier, 16–32 on the scalar tiers by head dim). The CPU kernel with tileQ = plan.tileQ
+ * and tileK = plan.tileK makes the same stage-2 decisions (up to float rounding of the logits).
+ */
+import { UnsupportedOptionError } from '../../core/errors.js';
+import { Tensor } from '../../core/tensor.js';
+import { BUFFER_USAGE, GpuTensor, download, upload } from '../../gpu/gpu-tensor.js';
+import { type GpuAttentionPlan, assertGpuFloatOperands, buildFlashPlan, chooseTier } from '../dense-gpu.js';
+import { mmaBlockQ } from '../flash-wgsl-mma.js';
+import type { AttentionWithLse } from '../options.js';
+import { type BlockSparseLayout, layoutDensity } from './block-layout.js';
+import {
+  type BlockSparseOptions,
+  type BlockSparseStats,
+  type BlockSparseWithStats,
+  resolveBlockSparse,
+} from './block-sparse-options.js';
+import { mmaBlockSparseWgsl } from './block-sparse-wgsl-mma.js';
+import { packSparseLayout } from './block-sparse-wgsl-layout.js';
+import { scalarBlockSparseWgsl } from './block-sparse-wgsl-scalar.js';
+
+/** Rows per workgroup for variable layouts (the Triton reference's BLOCK_M) and oversized fixed blocks. */
+const DEFAULT_TILE_Q = 128;
+const MAX_SCALAR_ROWS = 256;
+
+/** What `returnStats` gives for GPU tensors: the counters stay on the GPU until read. */
+export interface GpuBlockSparseStats {
+  density: number;
+  /** [tested, skipped] stage-2 (group, key tile) counts as int32, or undefined without pvThreshold. */
+  pvCounts?: GpuTensor<'int32'>;
+}
+
+export interface GpuBlockSparsePlan extends GpuAttentionPlan {
+  readonly stats: GpuBlockSparseStats;
+}
+
+/** Reads a GPU call's statistics into the host form (BlockSparseStats). */
+export async function readBlockSparseStats(stats: GpuBlockSparseStats): Promise<BlockSparseStats> {
+  if (!stats.pvCounts) return { density: stats.density, pvTested: 0, pvSkipped: 0, pvSkipFraction: 0 };
+  const [pvTested, pvSkipped] = Array.from((await download(stats.pvCounts)).data as Int32Array);
+  return {
+    density: stats.density,
+    pvTested,
+    pvSkipped,
+    pvSkipFraction: pvTested === 0 ? 0 : pvSkipped / pvTested,
+  };
+}
+
+/** Builds a block-sparse attention plan for GPU tensors (nothing is submitted). */
+export function planBlockSparseGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  layout: BlockSparseLayout,
+  opts: BlockSparseOptions = {},
+): GpuBlockSparsePlan {
+  const { problem: p, pv } = resolveBlockSparse(q, k, v, layout, opts);
+  if (opts.tileQ !== undefined || opts.tileK !== undefined) {
+    throw new UnsupportedOptionError(
+      'tileQ and tileK tile the CPU kernel; the GPU kernels use their own tiles (plan.tileQ, plan.tileK)',
+    );
+  }
+  if (opts.sage !== undefined) {
+    throw new UnsupportedOptionError(
+      'SageAttention quantization of the block-sparse kernel runs on the CPU backend; download() the tensors, or drop sage',
+    );
+  }
+  const runtime = assertGpuFloatOperands(q, k, v, p);
+  const tier = chooseTier(runtime, p, opts.tier);
+  const variable = layout.kind === 'variable';
+  const fixedRows = layout.kind === 'fixed' ? layout.blockQ : DEFAULT_TILE_Q;
+  const pvRows = (tileRows: number, unit: number) => {
+    if (!pv.thresholds) return 0;
+    const g = pv.groupRows > 0 ? pv.groupRows : tileRows;
+    if (tileRows % g !== 0 || g % unit !== 0) {
+      throw new UnsupportedOptionError(
+        `pvGroupRows (${pv.groupRows}) must divide the GPU kernel's query tile of ${tileRows} rows` +
+          (unit > 1 ? ` and be a multiple of its ${unit}-row warps` : ''),
+      );
+    }
+    return g;
+  };
+
+  const { words, params } = packSparseLayout(layout, p, pv);
+  const wordsGpu = upload(
+    runtime,
+    new Tensor(new Int32Array(words.buffer), [words.length], 'int32'),
+    'sparse layout',
+  );
+  const paramsBuf = runtime.createBuffer(
+    params.byteLength,
+    BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
+    'sparse params',
+  );
+  runtime.device.queue.writeBuffer(paramsBuf, 0, params);
+  const pvCounts = pv.thresholds
+    ? upload(runtime, new Tensor(new Int32Array(2), [2], 'int32'), 'pv counts')
+    : undefined;
+  const extraEntries: GPUBindGroupEntry[] = [
+    { binding: 12, resource: { buffer: paramsBuf } },
+    { binding: 13, resource: { buffer: wordsGpu.buffer } },
+  ];
+  if (pvCounts) extraEntries.push({ binding: 14, resource: { buffer: pvCounts.buffer } });
+
+  const mmaWarps = layout.kind === 'fixed' && fixedRows % 16 === 0 && fixedRows <= 256 ? fixedRows / 16 : 8;
+  const plan = buildFlashPlan(runtime, p, tier, [q, k, v], opts.mma, undefined, undefined, {
+    mmaOverrides: { warps: mmaWarps, rowsPerWarp: 16 },
+    scalarWorkgroup: layout.kind === 'fixed' && fixedRows <= MAX_SCALAR_ROWS ? fixedRows : DEFAULT_TILE_Q,
+    workgroupsX: rowsPerSet(layout),
+    extraEntries,
+    scalarCode: (cfg) => scalarBlockSparseWgsl(cfg, { variable, pvGroupRows: pvRows(cfg.workgroupSize, 1) }),
+    mmaCode: (cfg) =>
+      mmaBlockSparseWgsl(cfg, { variable, pvGroupRows: pvRows(mmaBlockQ(cfg), cfg.rowsPerWarp) }),
+  });
+  const stats: GpuBlockSparseStats = {
+    density: layoutDensity(layout, {
+      causal: p.causal,
+      causalAlignment: p.causalAlignment,
+      batch: p.batch,
+      heads: p.headsQ,
+    }),
+    pvCounts,
+  };
+  return {
+    ...plan,
+    stats,
+    destroyTemporaries() {
+      plan.destroyTemporaries();
+      wordsGpu.destroy();
+      paramsBuf.destroy();
+    },
+  };
+}
+
+function rowsPerSet(layout: BlockSparseLayout): number {
+  return layout.kind === 'fixed' ? Math.ceil(layout.nq / layout.blockQ) : layout.numQBlocks;
+}
+
+/**
+ * Block-sparse attention of GPU tensors; returns GPU tensors (see `blockSparseAttention`). With
+ * `returnStats` the statistics' stage-2 counters stay on the GPU (readBlockSparseStats reads them).
+ */
+export function blockSparseAttentionGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  layout: BlockSparseLayout,
+  opts: BlockSparseOptions = {},
+):
+  | GpuTensor<'float32'>
+  | AttentionWithLse<GpuTensor<'float32'>>
+  | BlockSparseWithStats<GpuTensor<'float32'>, GpuBlockSparseStats> {
+  const plan = planBlockSparseGpu(q, k, v, layout, opts);
+  const runtime = plan.out.runtime;
+  const enc = runtime.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  plan.record(pass);
+  pass.end();
+  runtime.device.queue.submit([enc.finish()]);
+  plan.destroyTemporaries();
+  const returnLse = plan.problem.returnLse;
+  if (!returnLse) plan.lse.destroy();
+  if (opts.returnStats) {
+    return returnLse
+      ? { out: plan.out, lse: plan.lse, stats: plan.stats }
+      : { out: plan.out, stats: plan.stats };
+  }
+  plan.stats.pvCounts?.destroy();
+  return returnLse ? { out: plan.out, lse: plan.lse } : plan.out;
+}
