@@ -5,8 +5,9 @@
 import type { AnyExperiment } from './experiment.js';
 import { sageAccuracy } from './sage-accuracy.js';
 import { sagebwdEval } from './sagebwd-eval.js';
+import { sparseEval } from './sparse-eval.js';
 
-export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy, sagebwdEval];
+export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy, sagebwdEval, sparseEval];
 
 /** The experiment called `name`, if there is one. */
 export function findExperiment(name: string): AnyExperiment | undefined {
