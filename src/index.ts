@@ -91,6 +91,70 @@ export {
 export { type PVAccum, PV_ACCUMS } from './attention/sage/accumulate.js';
 export { quantizeP, pExponentOffset, E4M3_P_OFFSET } from './attention/sage/p-quant.js';
 
+// Sparse VideoGen and SVG2 (plan → permute → block-sparse kernel → inverse permute), the synthetic video
+// workload they are evaluated on, k-means (CPU and WebGPU) and the token permutations
+export { svgAttention } from './attention/sparse/svg.js';
+export {
+  planSvg,
+  svgKeepPredicate,
+  svgMask,
+  type SvgOptions,
+  type SvgPlan,
+} from './attention/sparse/svg-plan.js';
+export {
+  svgBandWidth,
+  svgBandLayout,
+  svgPermutation,
+  temporalKernelIndex,
+  temporalOriginalIndex,
+  type SvgHeadKind,
+  type SvgGeometry,
+  type SvgBandWidth,
+} from './attention/sparse/svg-layout.js';
+export { svgProfile, svgSampleRows, type SvgProfile } from './attention/sparse/svg-profile.js';
+export { isDenseWarmup, type DenseWarmupOptions } from './attention/sparse/dense-warmup.js';
+export { svg2Attention } from './attention/sparse/svg2.js';
+export {
+  planSvg2,
+  svg2KeepPredicate,
+  svg2Mask,
+  type Svg2Options,
+  type Svg2Plan,
+  type Svg2Clustering,
+} from './attention/sparse/svg2-plan.js';
+export {
+  svg2ClusterMap,
+  clusterCriticality,
+  topPSelect,
+  clusterMapDensity,
+} from './attention/sparse/svg2-map.js';
+export { CentroidCache, type CentroidEntry, type LayerKey } from './attention/sparse/centroid-cache.js';
+export {
+  kmeans,
+  kmeansInertia,
+  kmeansInitIndices,
+  type KMeansOptions,
+  type KMeansResult,
+  type KMeansShape,
+} from './attention/sparse/kmeans.js';
+export { kmeansGpu, type KMeansGpuOptions, type KMeansGpuResult } from './attention/sparse/kmeans-gpu.js';
+export {
+  sortByLabel,
+  invertPermutation,
+  gatherTokens,
+  scatterTokens,
+  type LabelSort,
+} from './attention/sparse/permute.js';
+export {
+  videoWorkload,
+  videoHeadMass,
+  VIDEO_HEAD_KINDS,
+  type VideoWorkload,
+  type VideoWorkloadOptions,
+  type VideoHeadKind,
+  type HeadMass,
+} from './attention/sparse/video-workload.js';
+
 // quant: the quantizers SageAttention (and later the low-bit training methods) are built from
 export * from './quant/types.js';
 export {
