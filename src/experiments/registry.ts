@@ -5,9 +5,11 @@
 import type { AnyExperiment } from './experiment.js';
 import { sageAccuracy } from './sage-accuracy.js';
 import { sagebwdEval } from './sagebwd-eval.js';
+import { sagebwdFinetune } from './sagebwd-finetune.js';
 import { sparseEval } from './sparse-eval.js';
+import { int8Glu } from './int8-glu.js';
 
-export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy, sagebwdEval, sparseEval];
+export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy, sagebwdEval, sparseEval, int8Glu];
 
 /** The experiment called `name`, if there is one. */
 export function findExperiment(name: string): AnyExperiment | undefined {

@@ -34,7 +34,8 @@
  * `forward` options: `step` selects the stochastic-rounding stream of the quantized backward (pass
  * the training step so steps differ; each linear site gets its own seed derived from the linear
  * options' seed, default the model seed, and the site index); `extra` is added to the input
- * embedding (any Var broadcastable to [B, T, dim]: a timestep or class embedding).
+ * embedding (any Var broadcastable to [B, T, dim]: a timestep or class embedding); `linear`
+ * replaces the configured precision for one call.
  */
 import { ShapeError, UnsupportedOptionError } from '../core/errors.js';
 import { Rng, type Seed } from '../core/rng.js';
@@ -98,6 +99,8 @@ export interface TransformerForwardOptions {
   readonly step?: number;
   /** Added to the input embedding; broadcastable to [B, T, dim]. */
   readonly extra?: Var;
+  /** Replaces `config.linear` for this call (e.g. to evaluate quantization-trained weights in fp32). */
+  readonly linear?: TransformerConfig['linear'];
 }
 
 /** Intermediate Vars a forward pass exposes (references, no copies). */
@@ -254,7 +257,7 @@ export class Transformer {
         ? rmsNorm(x, p[`${prefix}.weight`])
         : layerNorm(x, p[`${prefix}.weight`], p[`${prefix}.bias`]);
     const project = (site: LinearSite, x: Var): Var => {
-      const spec = this.config.linear;
+      const spec = opts.linear ?? this.config.linear;
       const base: LinearOptions =
         spec === undefined ? { mode: 'fp32' } : typeof spec === 'function' ? spec(site) : spec;
       const opts2: LinearOptions = {

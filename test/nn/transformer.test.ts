@@ -110,13 +110,16 @@ test('block linears take the configured precision, per site; the head stays fp32
   const x = ids([1, 2, 3, 4, 5, 6], 1);
   const cfg = { ...tiny, dim: 32, heads: 2, hidden: 32, initStd: 0.3 };
   const ref = transformer(cfg).forward(x).logits.value.data;
-  const q = transformer({
+  const qModel = transformer({
     ...cfg,
     linear: (site) => {
       seen.push(site);
       return { mode: site.name === 'mlp.down' ? 'int8-block' : 'fp32' };
     },
-  }).forward(x).logits.value.data;
+  });
+  const q = qModel.forward(x).logits.value.data;
+  // a per-call override evaluates the same weights in another precision
+  assert.deepEqual(qModel.forward(x, { linear: { mode: 'fp32' } }).logits.value.data, ref);
   assert.equal(seen.length, 14);
   assert.deepEqual(
     seen.map((s) => s.index),
