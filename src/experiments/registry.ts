@@ -9,7 +9,7 @@ import { sagebwdFinetune } from './sagebwd-finetune.js';
 import { sparseEval } from './sparse-eval.js';
 import { int8Glu } from './int8-glu.js';
 
-export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy, sagebwdEval, sparseEval, int8Glu];
+export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy, sagebwdEval, sagebwdFinetune, sparseEval, int8Glu];
 
 /** The experiment called `name`, if there is one. */
 export function findExperiment(name: string): AnyExperiment | undefined {

@@ -364,7 +364,7 @@ export const sagebwdEval = defineExperiment<SageBwdEvalConfig, SageBwdSeedResult
   config: (mode) =>
     mode === 'quick'
       ? { lengths: [128, 512, 1024], ablationLength: 512, heads: 2, headDim: 64 }
-      : { lengths: [256, 1024, 2048], ablationLength: 2048, heads: 2, headDim: 64 },
+      : { lengths: [256, 1024, 2048], ablationLength: 1024, heads: 2, headDim: 64 },
   runSeed: (cfg, seed, ctx) =>
     measureSageBwdSeed(cfg, seed, (done, total, label) => ctx.progress(done, total, label)),
   summarize(cfg, seedRuns) {
