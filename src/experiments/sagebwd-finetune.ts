@@ -16,7 +16,7 @@
  * in the quantizers) and SageBwd with its defaults (INT8 forward and backward, FP16 dP, K smoothing with
  * the smooth-K term). Every 10th verse of the fine-tuning text is held out for validation. Both arms
  * see the same batches in the same order (paired), and validation uses the same windows for every arm
- * and seed. Full mode adds a SageBwd arm without the smooth-K term (the sagebwd evaluation finds the
+ * and seed (char-lm.ts's evenly spread windows). Full mode adds a SageBwd arm without the smooth-K term (the sagebwd evaluation finds the
  * term adds dQ error under a K bias) and pre-trains a SageBwd model from scratch on the same batches as
  * the full-precision one, to look at the pre-training claim too.
  *
@@ -27,8 +27,8 @@
  * full precision's by more than 1 %.
  *
  * Outcome (quick, 3 seeds, `npx sparq run sagebwd-finetune --quick`): holds — final fine-tuning
- * validation loss 2.0805 ± 0.060 (SageBwd) vs 2.0803 ± 0.060 (full precision), paired gap
- * 0.0002 ± 0.0003 nats/char = 0.01 % of the loss (threshold 1 %); both decrease from 2.236. Full mode:
+ * validation loss 2.0603 ± 0.050 (SageBwd) vs 2.0601 ± 0.050 (full precision), paired gap
+ * 0.0002 ± 0.0003 nats/char = 0.01 % of the loss (threshold 1 %); both fall from 2.209. Full mode:
  * README section "SageBwd".
  */
 import { Rng, type Seed } from '../core/rng.js';
@@ -37,12 +37,12 @@ import { backward } from '../autograd/backward.js';
 import { crossEntropy } from '../autograd/cross-entropy.js';
 import { type SageBwdOptions, sageAttentionTrainable } from '../autograd/sage-attention-trainable.js';
 import { reshape } from '../autograd/shape-ops.js';
-import { noGrad } from '../autograd/var.js';
 import { CharTokenizer } from '../io/char-tokenizer.js';
 import { readShippedText } from '../io/shipped-text.js';
 import { type AttentionFn, type Transformer, transformer } from '../nn/transformer.js';
 import { adamw } from '../train/adamw.js';
 import { sampleLmBatch } from '../train/lm-batch.js';
+import { evalCharLm } from './char-lm.js';
 import { type Finding, type MetricRow, defineExperiment } from './experiment.js';
 import { linePlot } from './plot-spec.js';
 import { meanStd, metricRow } from './stats.js';
@@ -73,8 +73,8 @@ export interface SageBwdFinetuneConfig {
   finetuneLr: number;
   /** Validation every this many fine-tuning steps (and at step 0). */
   evalEvery: number;
-  /** Validation windows: evalBatches × batch windows of `context` tokens. */
-  evalBatches: number;
+  /** Validation windows of `context` tokens, spread evenly over the held-out text. */
+  evalWindows: number;
   /** The SageBwd arms fine-tuned next to full precision. */
   arms: FinetuneArm[];
   /** Also pre-train a SageBwd model from scratch (the pre-training claim). */
@@ -114,8 +114,6 @@ export const GENESIS_1_TO_36 = 1084;
 
 /** Every 10th verse of each part is held out for validation. */
 const HOLD_OUT_EVERY = 10;
-/** Stream of the validation windows: fixed, so every arm and seed is scored on the same text. */
-const VALIDATION_SEED = 0x5a6eb3d;
 
 function corpus(pretrainVerses: number): Corpus {
   const cached = corpora.get(pretrainVerses);
@@ -164,22 +162,9 @@ function lmLoss(model: Transformer, inputs: Tensor, targets: Int32Array, vocab: 
   return crossEntropy(reshape(logits, [-1, vocab]), targets);
 }
 
-/** Mean loss over the fixed validation windows of `ids`. */
-function validationLoss(
-  model: Transformer,
-  ids: Int32Array,
-  cfg: SageBwdFinetuneConfig,
-  vocab: number,
-): number {
-  const rng = Rng.fromSeed(VALIDATION_SEED);
-  return noGrad(() => {
-    let sum = 0;
-    for (let i = 0; i < cfg.evalBatches; i++) {
-      const b = sampleLmBatch(ids, cfg.batch, cfg.context, rng.split(i));
-      sum += lmLoss(model, b.inputs, b.targets, vocab).item();
-    }
-    return sum / cfg.evalBatches;
-  });
+/** Mean loss over `evalWindows` evenly spread windows of `ids` (char-lm.ts: the same text for every arm and seed). */
+function validationLoss(model: Transformer, ids: Int32Array, cfg: SageBwdFinetuneConfig): number {
+  return evalCharLm(model, ids, cfg.evalWindows, cfg.context);
 }
 
 /** AdamW steps on batches from `stream`; step s uses stream.split(s), so paired arms see the same data. */
@@ -233,7 +218,7 @@ function runSeed(
     Object.entries(base.params).map(([name, p]) => [name, Float64Array.from(p.value.data)]),
   );
   const result: SageBwdFinetuneSeedResult = {
-    pretrainValidation: validationLoss(base, c.pretrainValidation, cfg, vocab),
+    pretrainValidation: validationLoss(base, c.pretrainValidation, cfg),
     pretrainTrain,
     finetune: {},
   };
@@ -243,13 +228,13 @@ function runSeed(
     for (const [name, p] of Object.entries(model.params))
       p.value.data.set(checkpoint.get(name) as Float64Array);
     const curve: FinetuneCurve = {
-      validation: [validationLoss(model, c.finetuneValidation, cfg, vocab)],
+      validation: [validationLoss(model, c.finetuneValidation, cfg)],
       train: [],
     };
     train(model, c.finetune, cfg.finetuneSteps, cfg.finetuneLr, finetuneStream, cfg, vocab, (s, loss) => {
       curve.train.push(loss);
       if (s % cfg.evalEvery === 0 || s === cfg.finetuneSteps) {
-        curve.validation.push(validationLoss(model, c.finetuneValidation, cfg, vocab));
+        curve.validation.push(validationLoss(model, c.finetuneValidation, cfg));
       }
       tick(`fine-tuning (${arm}) ${s}/${cfg.finetuneSteps}`);
     });
@@ -264,7 +249,7 @@ function runSeed(
       tick(`pre-training (sagebwd) ${s}/${cfg.pretrainSteps}`);
     });
     result.sagebwdPretrain = {
-      validation: validationLoss(scratch, c.pretrainValidation, cfg, vocab),
+      validation: validationLoss(scratch, c.pretrainValidation, cfg),
       train: trainLoss,
     };
   }
@@ -313,7 +298,7 @@ export const sagebwdFinetune = defineExperiment<SageBwdFinetuneConfig, SageBwdFi
           finetuneSteps: 100,
           finetuneLr: 1e-3,
           evalEvery: 10,
-          evalBatches: 4,
+          evalWindows: 64,
           arms: ['sagebwd'],
           comparePretraining: false,
         }
@@ -330,7 +315,7 @@ export const sagebwdFinetune = defineExperiment<SageBwdFinetuneConfig, SageBwdFi
           finetuneSteps: 200,
           finetuneLr: 1e-3,
           evalEvery: 20,
-          evalBatches: 8,
+          evalWindows: 128,
           arms: ['sagebwd', 'sagebwd, no smooth-K term'],
           comparePretraining: true,
         },

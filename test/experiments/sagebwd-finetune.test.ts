@@ -15,7 +15,7 @@ const TINY = {
   finetuneSteps: 12,
   finetuneLr: 3e-3,
   evalEvery: 4,
-  evalBatches: 1,
+  evalWindows: 8,
 };
 
 test("sagebwd-finetune is a registered experiment ('sparq run sagebwd-finetune') with ≥ 3 seeds", () => {
