@@ -168,15 +168,28 @@ function resolveHeadKinds(kinds: readonly SvgHeadKind[], batch: number, heads: n
   );
 }
 
-/**
- * The plan of one SVG call on host tensors (see the module comment). Profiling reads q, k and v in
- * float64; the layout depends only on the geometry and options.
- */
-export function planSvg(q: Tensor, k: Tensor, v: Tensor, opts: SvgOptions): SvgPlan {
+/** Everything of a plan that does not need the tensors' values, and what profiling needs. */
+export interface SvgPlanShape {
+  problem: AttentionProblem;
+  geometry: SvgGeometry;
+  base: Pick<SvgPlan, 'batch' | 'heads' | 'geometry' | 'band' | 'layout' | 'density'>;
+  dense: boolean;
+  /** Per (b, h), when given as an option. */
+  headKinds?: SvgHeadKind[];
+  /** The sampled rows and tiles, when the kinds come from profiling. */
+  profiling?: { rows: Int32Array; blockQ: number; blockK: number };
+}
+
+/** Validates an SVG call and builds the value-independent part of its plan (shared by CPU and GPU). */
+export function resolveSvgPlanShape(
+  q: ShapedLike,
+  k: ShapedLike,
+  v: ShapedLike,
+  opts: SvgOptions,
+): SvgPlanShape {
   const { problem, geometry } = resolveSvgProblem(q, k, v, opts);
-  const { batch, headsQ: heads, tokensQ: n, headDim: d } = problem;
-  const density = opts.density ?? 0.25;
-  const band = svgBandWidth(density, geometry);
+  const { batch, headsQ: heads, tokensQ: n } = problem;
+  const band = svgBandWidth(opts.density ?? 0.25, geometry);
   const blockQ = intOption(opts.blockQ, 'blockQ', 128, 1);
   const blockK = intOption(opts.blockK, 'blockK', 128, 1);
   const firstFrameSink = opts.firstFrameSink ?? false;
@@ -188,46 +201,56 @@ export function planSvg(q: Tensor, k: Tensor, v: Tensor, opts: SvgOptions): SvgP
   const sampledRows = intOption(opts.sampledRows, 'sampledRows', 64, 1);
   const sampleMaxRow = intOption(opts.sampleMaxRow, 'sampleMaxRow', 10000, 1);
   const layout = svgBandLayout(geometry, { width: band.width, firstFrameSink, blockQ, blockK });
+  const base = { batch, heads, geometry, band, layout, density: layoutDensity(layout) };
   const dense = isDenseWarmup(opts);
-  const base = { batch, heads, geometry, band, layout };
+  if (dense) return { problem, geometry, base, dense };
+  if (opts.headKinds !== undefined) {
+    return { problem, geometry, base, dense, headKinds: resolveHeadKinds(opts.headKinds, batch, heads) };
+  }
+  const rows = svgSampleRows(n, sampledRows, sampleMaxRow, opts.seed ?? 0);
+  return { problem, geometry, base, dense, profiling: { rows, blockQ, blockK } };
+}
+
+/**
+ * The plan of one SVG call on host tensors (see the module comment). Profiling reads q, k and v in
+ * float64; the layout depends only on the geometry and options.
+ */
+export function planSvg(q: Tensor, k: Tensor, v: Tensor, opts: SvgOptions): SvgPlan {
+  const shape = resolveSvgPlanShape(q, k, v, opts);
+  const { problem, geometry, base, dense, profiling } = shape;
+  const { batch, headsQ: heads, tokensQ: n, headDim: d } = problem;
   if (dense) {
     const kinds = new Array<SvgHeadKind>(batch * heads).fill('spatial');
     return { ...base, dense, density: 1, headKinds: kinds, permutation: svgPermutation(kinds, geometry) };
   }
-  let headKinds: SvgHeadKind[];
-  let profile: SvgProfile | undefined;
-  if (opts.headKinds !== undefined) {
-    headKinds = resolveHeadKinds(opts.headKinds, batch, heads);
-  } else {
-    const hnd = (t: Tensor) =>
-      convertLayout(new Tensor(t.toFloat64(), t.shape, 'float64'), problem.layout, 'HND')
-        .data as Float64Array;
-    const rows = svgSampleRows(n, sampledRows, sampleMaxRow, opts.seed ?? 0);
-    profile = svgProfile(
-      {
-        q: hnd(q),
-        k: hnd(k),
-        v: hnd(v),
-        heads: batch * heads,
-        tokens: n,
-        headDim: d,
-        smScale: problem.smScale,
-        geometry,
-        tiles: fixedTileMask(layout),
-        blockQ,
-        blockK,
-      },
-      rows,
-    );
-    headKinds = profile.headKinds;
+  if (!profiling) {
+    const kinds = shape.headKinds!;
+    return { ...base, dense, headKinds: kinds, permutation: svgPermutation(kinds, geometry) };
   }
+  const hnd = (t: Tensor) =>
+    convertLayout(new Tensor(t.toFloat64(), t.shape, 'float64'), problem.layout, 'HND').data as Float64Array;
+  const profile = svgProfile(
+    {
+      q: hnd(q),
+      k: hnd(k),
+      v: hnd(v),
+      heads: batch * heads,
+      tokens: n,
+      headDim: d,
+      smScale: problem.smScale,
+      geometry,
+      tiles: fixedTileMask(base.layout),
+      blockQ: profiling.blockQ,
+      blockK: profiling.blockK,
+    },
+    profiling.rows,
+  );
   return {
     ...base,
     dense,
-    density: layoutDensity(layout),
-    headKinds,
+    headKinds: profile.headKinds,
     profile,
-    permutation: svgPermutation(headKinds, geometry),
+    permutation: svgPermutation(profile.headKinds, geometry),
   };
 }
 

@@ -8,16 +8,18 @@
  *   → scatterTokens (the inverse transform on O and the LSE).
  *
  * The result equals the float64 oracle masked by `svgMask(plan)` up to float32 rounding. Warm-up calls
- * run the dense kernel. NaN handling follows `nanPolicy` (see svg-profile.ts for what a NaN does to
+ * run the dense kernel. GPU tensors take the same steps on WebGPU (svg-gpu.ts) and return GPU tensors. NaN handling follows `nanPolicy` (see svg-profile.ts for what a NaN does to
  * profiling).
  */
-import { ShapeError } from '../../core/errors.js';
+import { ShapeError, UnsupportedOptionError } from '../../core/errors.js';
 import { convertLayout } from '../../core/layout.js';
 import { Tensor } from '../../core/tensor.js';
+import { type GpuTensor, isGpuTensor } from '../../gpu/gpu-tensor.js';
 import { attentionCpu } from '../dense-cpu.js';
 import { type AttentionResult, type AttentionWithLse, assertFiniteInputs } from '../options.js';
 import { blockSparseAttention } from './block-sparse.js';
 import { gatherTokens, scatterTokens } from './permute.js';
+import { svgAttentionGpu } from './svg-gpu.js';
 import { type SvgOptions, type SvgPlan, planSvg, resolveSvgProblem } from './svg-plan.js';
 
 export function svgAttention(
@@ -38,8 +40,39 @@ export function svgAttention(
   v: Tensor,
   opts: SvgOptions,
 ): AttentionResult<Tensor<'float32'>>;
-/** SVG attention of a clip to itself (module comment); options in `SvgOptions`. */
 export function svgAttention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: SvgOptions & { returnLse: true },
+): AttentionWithLse<GpuTensor<'float32'>>;
+export function svgAttention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: SvgOptions & { returnLse?: false },
+): GpuTensor<'float32'>;
+/**
+ * SVG attention of a clip to itself (module comment); options in `SvgOptions`. Host tensors run on the
+ * CPU, GPU tensors on WebGPU (svg-gpu.ts, everything on the GPU).
+ */
+export function svgAttention(
+  q: Tensor | GpuTensor,
+  k: Tensor | GpuTensor,
+  v: Tensor | GpuTensor,
+  opts: SvgOptions,
+): AttentionResult<Tensor<'float32'>> | AttentionResult<GpuTensor<'float32'>> {
+  const onGpu = [q, k, v].map(isGpuTensor);
+  if (onGpu.every(Boolean)) return svgAttentionGpu(q as GpuTensor, k as GpuTensor, v as GpuTensor, opts);
+  if (onGpu.some(Boolean)) {
+    throw new UnsupportedOptionError(
+      'q, k and v must all be host tensors or all GPU tensors; use upload() or download() to move them',
+    );
+  }
+  return svgAttentionCpu(q as Tensor, k as Tensor, v as Tensor, opts);
+}
+
+function svgAttentionCpu(
   q: Tensor,
   k: Tensor,
   v: Tensor,

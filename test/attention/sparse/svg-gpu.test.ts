@@ -1,0 +1,143 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { convertLayout } from '../../../src/core/layout.js';
+import { Tensor, randn, tensor } from '../../../src/core/tensor.js';
+import { download, upload } from '../../../src/gpu/gpu-tensor.js';
+import type { GpuRuntime } from '../../../src/gpu/runtime.js';
+import { attentionReference } from '../../../src/attention/reference.js';
+import { gatherTokens, scatterTokens } from '../../../src/attention/sparse/permute.js';
+import { recordPermuteTokens } from '../../../src/attention/sparse/permute-gpu.js';
+import { planSvgGpu, svgAttentionGpu } from '../../../src/attention/sparse/svg-gpu.js';
+import { svgAttention } from '../../../src/attention/sparse/svg.js';
+import { UnsupportedOptionError } from '../../../src/core/errors.js';
+import { planSvg, svgMask } from '../../../src/attention/sparse/svg-plan.js';
+import { videoWorkload } from '../../../src/attention/sparse/video-workload.js';
+import type { AttentionWithLse } from '../../../src/attention/options.js';
+import type { GpuTensor } from '../../../src/gpu/gpu-tensor.js';
+import { testGpu } from '../../gpu/harness.js';
+
+const gpu = await testGpu();
+const skip = typeof gpu === 'string' ? gpu : false;
+const rt = gpu as GpuRuntime;
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+function pass(record: (p: GPUComputePassEncoder) => void) {
+  const enc = rt.device.createCommandEncoder();
+  const p = enc.beginComputePass();
+  record(p);
+  p.end();
+  rt.device.queue.submit([enc.finish()]);
+}
+
+test(
+  'GPU token gather/scatter equal the CPU ones (HND, NHD, float16 rows, LSE vectors)',
+  { skip },
+  async () => {
+    const x = randn([2, 3, 10, 4], { seed: 1 });
+    const perm = new Int32Array(60);
+    for (let s = 0; s < 6; s++) for (let r = 0; r < 10; r++) perm[s * 10 + r] = (r * 3 + s) % 10;
+    const permGpu = upload(rt, new Tensor(perm, [60], 'int32'));
+    const ref = gatherTokens(x, perm);
+    for (const layout of ['HND', 'NHD'] as const) {
+      for (const dtype of ['float32', 'float16'] as const) {
+        const input = dtype === 'float16' ? tensor(x.data as Float32Array, x.shape, 'float16') : x;
+        const xg = upload(rt, convertLayout(input, 'HND', layout));
+        let g!: GpuTensor;
+        let back!: GpuTensor;
+        pass((p) => {
+          g = recordPermuteTokens(xg, permGpu, layout, false, p).out;
+          back = recordPermuteTokens(g, permGpu, layout, true, p).out;
+        });
+        const expect = dtype === 'float16' ? gatherTokens(input, perm) : ref;
+        assert.deepEqual(
+          (await download(g)).data,
+          convertLayout(expect, 'HND', layout).data,
+          `${layout} ${dtype}`,
+        );
+        assert.deepEqual((await download(back)).data, convertLayout(input, 'HND', layout).data);
+      }
+    }
+    const lse = randn([2, 3, 10], { seed: 2 });
+    const lseGpu = upload(rt, lse);
+    let s!: GpuTensor;
+    pass((p) => (s = recordPermuteTokens(lseGpu, permGpu, 'lse', true, p).out));
+    assert.deepEqual((await download(s)).data, scatterTokens(lse.reshape([2, 3, 10, 1]), perm).data);
+  },
+);
+
+const clip = {
+  frames: 4,
+  height: 8,
+  width: 8,
+  blockQ: 32,
+  blockK: 32,
+  density: 0.15,
+  sampledRows: 16,
+} as const;
+
+test(
+  'GPU profiling picks the CPU kinds with matching MSEs; svgAttentionGpu = masked float64 oracle',
+  { skip },
+  async () => {
+    const w = videoWorkload({
+      ...clip,
+      prefixTokens: 5,
+      seed: 2,
+      heads: ['spatial', 'temporal', 'semantic', 'temporal'],
+    });
+    const opts = { ...clip, prefixTokens: 5, firstFrameSink: true };
+    const [q, k, v] = [w.q, w.k, w.v].map((t) => upload(rt, t));
+    const cpu = planSvg(w.q, w.k, w.v, opts);
+    const plan = await planSvgGpu(q, k, v, opts);
+    assert.deepEqual(plan.headKinds, cpu.headKinds);
+    assert.deepEqual(plan.profile!.rows, cpu.profile!.rows);
+    for (const [s, m] of plan.profile!.mse.entries()) {
+      const c = cpu.profile!.mse[s];
+      assert.ok(
+        Math.abs(m.spatial - c.spatial) <= 1e-3 * c.spatial + 1e-9,
+        `head ${s} spatial ${m.spatial} vs ${c.spatial}`,
+      );
+      assert.ok(
+        Math.abs(m.temporal - c.temporal) <= 1e-3 * c.temporal + 1e-9,
+        `head ${s} temporal ${m.temporal} vs ${c.temporal}`,
+      );
+    }
+    const ref = attentionReference(w.q, w.k, w.v, { mask: svgMask(cpu), returnLse: true });
+    // profiling on the GPU inside the call (nothing read back) and with the read-back plan give the same output
+    const res = svgAttentionGpu(q, k, v, { ...opts, returnLse: true }) as AttentionWithLse<
+      GpuTensor<'float32'>
+    >;
+    const out = await download(res.out);
+    assert.ok(maxAbsDiff(out.data, ref.out.data) < 2e-5, `out ${maxAbsDiff(out.data, ref.out.data)}`);
+    assert.ok(maxAbsDiff((await download(res.lse)).data, ref.lse.data) < 2e-4);
+    const withPlan = await download(svgAttentionGpu(q, k, v, { ...opts, plan }) as GpuTensor);
+    assert.deepEqual(withPlan.data, out.data);
+    // svgAttention dispatches GPU tensors here; mixing host and GPU tensors is an error
+    assert.deepEqual((await download(svgAttention(q, k, v, opts))).data, out.data);
+    assert.throws(() => svgAttention(q as never, w.k, w.v, opts), UnsupportedOptionError);
+  },
+);
+
+test('svgAttentionGpu in NHD and in the dense warm-up', { skip }, async () => {
+  const w = videoWorkload({ ...clip, seed: 3, heads: ['temporal', 'spatial'] });
+  const nhd = (t: Tensor) => upload(rt, convertLayout(t, 'HND', 'NHD'));
+  const out = await download(
+    svgAttentionGpu(nhd(w.q), nhd(w.k), nhd(w.v), { ...clip, layout: 'NHD' }) as GpuTensor,
+  );
+  const ref = attentionReference(w.q, w.k, w.v, { mask: svgMask(planSvg(w.q, w.k, w.v, clip)) });
+  assert.ok(maxAbsDiff(out.data, convertLayout(ref, 'HND', 'NHD').data) < 2e-5);
+  const dense = await download(
+    svgAttentionGpu(upload(rt, w.q), upload(rt, w.k), upload(rt, w.v), {
+      ...clip,
+      layer: 0,
+      numLayers: 10,
+      firstLayersFp: 0.2,
+    }) as GpuTensor,
+  );
+  assert.ok(maxAbsDiff(dense.data, attentionReference(w.q, w.k, w.v).data) < 2e-5);
+});
