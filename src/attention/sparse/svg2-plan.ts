@@ -264,18 +264,23 @@ function cluster(
   };
 }
 
+/** What the map and layout need from k-means: counts, sizes and centroids (no labels). */
+export type Svg2ClusterSummary = Pick<
+  Svg2Clustering,
+  'qClusters' | 'kClusters' | 'qSizes' | 'kSizes' | 'qCentroids' | 'kCentroids'
+>;
+
 /**
- * Everything after k-means, shared with the GPU path: map, segments with the prefix, layout, permutations
- * (stable counting sorts of the labels) and density.
+ * Everything after k-means that needs no labels, shared with the GPU path: the map, the segments with
+ * the prefix, the variable layout and the density per head.
  */
 export function svg2Layout(
   r: ResolvedSvg2,
-  c: Svg2Clustering,
-): Pick<Svg2Plan, 'map' | 'layout' | 'qPermutation' | 'kPermutation' | 'density'> {
+  c: Svg2ClusterSummary,
+): Required<Pick<Svg2Plan, 'map' | 'layout' | 'density'>> {
   const { problem, prefixTokens: p } = r;
-  const { batch, headsQ: heads, tokensQ: n, headDim: d } = problem;
+  const { batch, headsQ: heads, headDim: d } = problem;
   const sets = batch * heads;
-  const nv = n - p;
   const { qClusters: cq, kClusters: ck } = c;
   const map = svg2ClusterMap(
     c.qCentroids,
@@ -290,8 +295,6 @@ export function svg2Layout(
   const qSizes = new Int32Array(sets * cqe);
   const kSizes = new Int32Array(sets * cke);
   const full = new Uint8Array(sets * cqe * cke);
-  const qPermutation = new Int32Array(sets * n);
-  const kPermutation = new Int32Array(sets * n);
   const density = new Float64Array(sets);
   for (let s = 0; s < sets; s++) {
     if (extra) {
@@ -306,14 +309,6 @@ export function svg2Layout(
         full[(s * cqe + i) * cke + j] = text ? 1 : map[(s * cq + i - extra) * ck + j - extra];
       }
     }
-    for (const [labels, perm, clusters] of [
-      [c.qLabels, qPermutation, cq],
-      [c.kLabels, kPermutation, ck],
-    ] as const) {
-      const { order } = sortByLabel(labels.subarray(s * nv, (s + 1) * nv), clusters);
-      for (let r0 = 0; r0 < p; r0++) perm[s * n + r0] = r0;
-      for (let r0 = 0; r0 < nv; r0++) perm[s * n + p + r0] = p + order[r0];
-    }
     density[s] = clusterMapDensity(full, qSizes, kSizes, s, cqe, cke);
   }
   const layout = layoutFromSegments({
@@ -321,7 +316,34 @@ export function svg2Layout(
     kSizes,
     map: new Tensor(full, [batch, heads, cqe, cke], 'bool'),
   });
-  return { map, layout, qPermutation, kPermutation, density };
+  return { map, layout, density };
+}
+
+/**
+ * The gather permutations from the labels (§3.2 step 4): prefix tokens first, then the video tokens in
+ * the stable counting sort of their labels — Q by Q labels, K (and V) by K labels.
+ */
+export function svg2Permutations(
+  r: ResolvedSvg2,
+  c: Pick<Svg2Clustering, 'qClusters' | 'kClusters' | 'qLabels' | 'kLabels'>,
+): { qPermutation: Int32Array; kPermutation: Int32Array } {
+  const { batch, headsQ: heads, tokensQ: n } = r.problem;
+  const p = r.prefixTokens;
+  const sets = batch * heads;
+  const nv = n - p;
+  const qPermutation = new Int32Array(sets * n);
+  const kPermutation = new Int32Array(sets * n);
+  for (let s = 0; s < sets; s++) {
+    for (const [labels, perm, clusters] of [
+      [c.qLabels, qPermutation, c.qClusters],
+      [c.kLabels, kPermutation, c.kClusters],
+    ] as const) {
+      const { order } = sortByLabel(labels.subarray(s * nv, (s + 1) * nv), clusters);
+      for (let r0 = 0; r0 < p; r0++) perm[s * n + r0] = r0;
+      for (let r0 = 0; r0 < nv; r0++) perm[s * n + p + r0] = p + order[r0];
+    }
+  }
+  return { qPermutation, kPermutation };
 }
 
 /** The plan of one SVG2 call on host tensors (module comment). */
@@ -334,7 +356,13 @@ export function planSvg2(q: Tensor, k: Tensor, v: Tensor, opts: Svg2Options = {}
     return { ...base, dense: true, clustering, density: new Float64Array(batch * heads).fill(1) };
   }
   const clustering = cluster(q, k, r, opts.cache, opts.seed ?? 0);
-  return { ...base, dense: false, clustering, ...svg2Layout(r, clustering) };
+  return {
+    ...base,
+    dense: false,
+    clustering,
+    ...svg2Layout(r, clustering),
+    ...svg2Permutations(r, clustering),
+  };
 }
 
 /**

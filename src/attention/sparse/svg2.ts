@@ -10,16 +10,18 @@
  *
  * The result equals the float64 oracle masked by `svg2Mask(plan)` up to float32 rounding (SVG2 §4.1:
  * the permutation is inverted, so the map acts on the original tokens). Warm-up calls run the dense
- * kernel. NaN: k-means cannot cluster non-finite points, so non-finite values in q or k are a
+ * kernel. GPU tensors take the same steps on WebGPU (svg2-gpu.ts). NaN: k-means cannot cluster non-finite points, so non-finite values in q or k are a
  * NonFiniteInputError whatever `nanPolicy` says; non-finite V follows `nanPolicy`.
  */
-import { ShapeError } from '../../core/errors.js';
+import { ShapeError, UnsupportedOptionError } from '../../core/errors.js';
 import { convertLayout } from '../../core/layout.js';
 import type { Tensor } from '../../core/tensor.js';
+import { type GpuTensor, isGpuTensor } from '../../gpu/gpu-tensor.js';
 import { attentionCpu } from '../dense-cpu.js';
 import { type AttentionResult, type AttentionWithLse, assertFiniteInputs } from '../options.js';
 import { blockSparseAttention } from './block-sparse.js';
 import { gatherTokens, scatterTokens } from './permute.js';
+import { svg2AttentionGpu } from './svg2-gpu.js';
 import { type Svg2Options, type Svg2Plan, planSvg2, resolveSvg2 } from './svg2-plan.js';
 
 export function svg2Attention(
@@ -40,12 +42,44 @@ export function svg2Attention(
   v: Tensor,
   opts?: Svg2Options,
 ): AttentionResult<Tensor<'float32'>>;
-/** SVG2 attention of a clip to itself (module comment); options in `Svg2Options`. */
 export function svg2Attention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: Svg2Options & { returnLse: true },
+): Promise<AttentionWithLse<GpuTensor<'float32'>>>;
+export function svg2Attention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts?: Svg2Options & { returnLse?: false },
+): Promise<GpuTensor<'float32'>>;
+/**
+ * SVG2 attention of a clip to itself (module comment); options in `Svg2Options`. Host tensors run on
+ * the CPU and return host tensors; GPU tensors run on WebGPU (svg2-gpu.ts) and return a promise of GPU
+ * tensors (k-means reads its convergence test and the centroids back).
+ */
+export function svg2Attention(
+  q: Tensor | GpuTensor,
+  k: Tensor | GpuTensor,
+  v: Tensor | GpuTensor,
+  opts: Svg2Options = {},
+): AttentionResult<Tensor<'float32'>> | Promise<AttentionResult<GpuTensor<'float32'>>> {
+  const onGpu = [q, k, v].map(isGpuTensor);
+  if (onGpu.every(Boolean)) return svg2AttentionGpu(q as GpuTensor, k as GpuTensor, v as GpuTensor, opts);
+  if (onGpu.some(Boolean)) {
+    throw new UnsupportedOptionError(
+      'q, k and v must all be host tensors or all GPU tensors; use upload() or download() to move them',
+    );
+  }
+  return svg2AttentionCpu(q as Tensor, k as Tensor, v as Tensor, opts);
+}
+
+function svg2AttentionCpu(
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  opts: Svg2Options = {},
+  opts: Svg2Options,
 ): AttentionResult<Tensor<'float32'>> {
   const { problem } = resolveSvg2(q, k, v, opts);
   if (problem.nanPolicy === 'error') assertFiniteInputs({ q, k, v });
