@@ -8,8 +8,16 @@ import { sagebwdEval } from './sagebwd-eval.js';
 import { sagebwdFinetune } from './sagebwd-finetune.js';
 import { sparseEval } from './sparse-eval.js';
 import { int8Glu } from './int8-glu.js';
+import { mxfp4Oscillation } from './mxfp4-oscillation.js';
 
-export const EXPERIMENTS: readonly AnyExperiment[] = [sageAccuracy, sagebwdEval, sagebwdFinetune, sparseEval, int8Glu];
+export const EXPERIMENTS: readonly AnyExperiment[] = [
+  sageAccuracy,
+  sagebwdEval,
+  sagebwdFinetune,
+  sparseEval,
+  int8Glu,
+  mxfp4Oscillation,
+];
 
 /** The experiment called `name`, if there is one. */
 export function findExperiment(name: string): AnyExperiment | undefined {

@@ -61,6 +61,7 @@ export function meanQuantConf(latent: Matrix, q: Mxfp4Groups): number {
 /** latent / 2^e per element, with e the exponent of the element's MXFP4 group in `q`. */
 export function scaledLatent(latent: Matrix, q: Mxfp4Groups): Float64Array {
   const out = new Float64Array(latent.data.length);
+  const inverse = Float64Array.from(q.exponents, (e) => 2 ** -e);
   const groupsPerRow = Math.ceil(q.cols / q.groupSize);
   for (let r = 0; r < q.rows; r++) {
     for (let c = 0; c < q.cols; c++) {
@@ -68,7 +69,8 @@ export function scaledLatent(latent: Matrix, q: Mxfp4Groups): Float64Array {
         q.along === 'row'
           ? r * groupsPerRow + Math.floor(c / q.groupSize)
           : Math.floor(r / q.groupSize) * q.cols + c;
-      out[r * q.cols + c] = latent.data[r * q.cols + c] / 2 ** q.exponents[g];
+      // × 2^-e is exact (a power of two within float64's range), the same value as ÷ 2^e
+      out[r * q.cols + c] = latent.data[r * q.cols + c] * inverse[g];
     }
   }
   return out;
