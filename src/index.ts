@@ -94,6 +94,7 @@ export { quantizeP, pExponentOffset, E4M3_P_OFFSET } from './attention/sage/p-qu
 // Sparse VideoGen and SVG2 (plan → permute → block-sparse kernel → inverse permute), the synthetic video
 // workload they are evaluated on, k-means (CPU and WebGPU) and the token permutations
 export { svgAttention } from './attention/sparse/svg.js';
+export { svgAttentionGpu, planSvgGpu } from './attention/sparse/svg-gpu.js';
 export {
   planSvg,
   svgKeepPredicate,
@@ -114,6 +115,7 @@ export {
 export { svgProfile, svgSampleRows, type SvgProfile } from './attention/sparse/svg-profile.js';
 export { isDenseWarmup, type DenseWarmupOptions } from './attention/sparse/dense-warmup.js';
 export { svg2Attention } from './attention/sparse/svg2.js';
+export { svg2AttentionGpu, planSvg2Gpu } from './attention/sparse/svg2-gpu.js';
 export {
   planSvg2,
   svg2KeepPredicate,
@@ -190,6 +192,10 @@ export {
 
 // autograd (CPU, float64): tape-based reverse mode with hand-written backward passes
 export * as autograd from './autograd/index.js';
+
+// SageBwd: 8-bit trainable attention (SA3 §4) as an autograd op with a hand-written INT8/FP16 backward
+export { sageAttentionTrainable, type SageBwdOptions } from './autograd/sage-attention-trainable.js';
+export type { SageBwdQuant, SageBwdDpPrecision, SageBwdDsPrecision } from './attention/backward/options.js';
 
 // training: optimizers, safetensors checkpoints, a resumable training loop
 export * as train from './train/index.js';

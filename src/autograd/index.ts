@@ -32,4 +32,5 @@ export { crossEntropy, type CrossEntropyOptions } from './cross-entropy.js';
 export { rmsNorm, layerNorm, type NormOptions } from './norms.js';
 export { embedding } from './embedding.js';
 export { scaledDotProductAttention, type AttentionOptions } from './attention.js';
+export { sageAttentionTrainable, type SageBwdOptions } from './sage-attention-trainable.js';
 export { gradCheck, type GradCheckOptions, type GradCheckResult } from './grad-check.js';

@@ -62,7 +62,9 @@ export interface SageBwdOptions {
    * Add σ·rowsum(dS)·K_m to dQ (default true, as sageattention.md §8.2 states the term). It is the
    * exact difference between dS·K and dS·(K − K_m); it is zero whenever the rows of dS sum to zero,
    * which they do in exact arithmetic (see sage-bwd-backward.ts), so only quantization error decides
-   * whether it helps. Ignored when smoothK is false.
+   * whether it helps — and the sagebwd evaluation measures that it does not: under a K channel bias
+   * it re-injects the forward's O error scaled by |K_m| and raises dQ's relative L1 about 1.5×.
+   * Ignored when smoothK is false.
    */
   smoothKCorrection?: boolean;
   /** Precision of dP = dO·Vᵀ (default 'fp16' with quant 'int8', 'float64' with quant 'none'). */
