@@ -12,6 +12,7 @@ const MODULES: Record<string, () => Promise<{ default: BenchModule }>> = {
   numerics: () => import('./numerics.bench.js'),
   attention: () => import('./attention.bench.js'),
   sage: () => import('./sage.bench.js'),
+  sparse: () => import('./sparse.bench.js'),
 };
 
 const { values, positionals } = parseArgs({

@@ -107,10 +107,10 @@ export function planBlockSparseGpu(
     ? upload(runtime, new Tensor(new Int32Array(2), [2], 'int32'), 'pv counts')
     : undefined;
   const extraEntries: GPUBindGroupEntry[] = [
-    { binding: 12, resource: { buffer: paramsBuf } },
-    { binding: 13, resource: { buffer: wordsGpu.buffer } },
+    { binding: 20, resource: { buffer: paramsBuf } },
+    { binding: 21, resource: { buffer: wordsGpu.buffer } },
   ];
-  if (pvCounts) extraEntries.push({ binding: 14, resource: { buffer: pvCounts.buffer } });
+  if (pvCounts) extraEntries.push({ binding: 22, resource: { buffer: pvCounts.buffer } });
 
   const mmaWarps = layout.kind === 'fixed' && fixedRows % 16 === 0 && fixedRows <= 256 ? fixedRows / 16 : 8;
   const plan = buildFlashPlan(runtime, p, tier, [q, k, v], opts.mma, undefined, undefined, {

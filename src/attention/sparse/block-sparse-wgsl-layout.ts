@@ -15,7 +15,7 @@ import type { AttentionProblem } from '../options.js';
 import { type BlockSparseLayout, numKeyBlocks, numQueryBlocks } from './block-layout.js';
 import type { PvSkip } from './block-sparse-options.js';
 
-/** The WGSL uniform block (binding 12). */
+/** The WGSL uniform block (binding 20). */
 export const SPARSE_PARAMS_WGSL = /* wgsl */ `
 struct SparseParams {
   numQBlocks: u32, numKBlocks: u32, blockQ: u32, blockK: u32,
@@ -37,16 +37,16 @@ export interface SparseKernelShape {
 }
 
 /**
- * Bindings 12 (params), 13 (layout words) and, with stage 2, 14 (two u32 counters: tested, skipped),
+ * Bindings 20 (params), 21 (layout words) and, with stage 2, 22 (two u32 counters: tested, skipped),
  * plus the layout helpers: layoutSet, queryBounds, rowRange, keyBounds, pvThreshold.
  */
 export function sparseLayoutWgsl(shape: SparseKernelShape): string {
   return /* wgsl */ `${SPARSE_PARAMS_WGSL}
-@group(0) @binding(12) var<uniform> SP: SparseParams;
-@group(0) @binding(13) var<storage, read> LW: array<u32>;${
+@group(0) @binding(20) var<uniform> SP: SparseParams;
+@group(0) @binding(21) var<storage, read> LW: array<u32>;${
     shape.pvGroupRows > 0
       ? `
-@group(0) @binding(14) var<storage, read_write> pvCounts: array<atomic<u32>>;
+@group(0) @binding(22) var<storage, read_write> pvCounts: array<atomic<u32>>;
 fn pvThreshold(h: u32) -> f32 { return bitcast<f32>(LW[SP.thrOff + h]); }`
       : ''
   }

@@ -11,8 +11,8 @@
  * - with stage 2 compiled in (§1.3), each key tile of a tested block is preceded by the group vote
  *   diff + pvthreshd > 0 through workgroup flags, and skipped groups only rescale.
  *
- * Loop bounds that guard barriers come from `workgroupUniformLoad`, so they are uniform for WGSL's
- * analysis although they are read from storage.
+ * Loop bounds that guard barriers are read from the layout's read-only storage buffer, which WGSL's
+ * uniformity analysis treats as uniform.
  */
 import {
   KEYS_SEEN_WGSL,
@@ -32,14 +32,13 @@ export function scalarBlockSparseWgsl(c: ScalarFlashConfig, shape: SparseKernelS
   const NG = pv ? WG / G : 0;
   return /* wgsl */ `${k.declarations}
 ${sparseLayoutWgsl(shape)}
-var<workgroup> wgBlock: vec4<u32>;
-var<workgroup> wgKeys: vec2<u32>;${
-    pv
-      ? `
+${
+  pv
+    ? `
 var<workgroup> pvKeep: array<atomic<u32>, ${NG}>;
 var<workgroup> pvAny: array<atomic<u32>, ${NG}>;`
-      : ''
-  }
+    : ''
+}
 
 ${KEYS_SEEN_WGSL}
 
@@ -50,13 +49,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let qb = wid.x;
   let hk = h / P.groupSize;
   let lset = layoutSet(b, h);
-  if (tid == 0u) {
-    let rows = queryBounds(lset, qb);
-    let kept = rowRange(lset, qb);
-    wgBlock = vec4<u32>(rows.x, rows.y, kept.x, kept.y);
-  }
-  // rows [u.x, u.y) of the query block, kept CSR entries [u.z, u.w)
-  let u = workgroupUniformLoad(&wgBlock);
+  // rows [u.x, u.y) of the query block, kept CSR entries [u.z, u.w); uniform (read-only storage)
+  let u = vec4<u32>(queryBounds(lset, qb), rowRange(lset, qb));
   let kvBase = b * P.kvBatchStride + hk * P.kvHeadStride;${
     pv
       ? `
@@ -76,9 +70,7 @@ ${indent(k.rowSetup, 2)}
     // the chunk's last row sees the most keys (the causal count is nondecreasing in the row)
     let kEnd = keysSeen(i32(min(c0 + ${WG}u, u.y)) - 1);
     for (var ce = u.z; ce < u.w; ce++) {
-      workgroupBarrier();
-      if (tid == 0u) { wgKeys = keyBounds(lset, LW[SP.colOff + ce]); }
-      let kb = workgroupUniformLoad(&wgKeys);${
+      let kb = keyBounds(lset, LW[SP.colOff + ce]);${
         pv
           ? `
       // the last SP.exemptLast kept blocks are always computed (the released kernels' loop, §1.3)
