@@ -86,6 +86,9 @@ export function edmSigmaGrid(opts: EdmSigmaGridOptions): Float64Array {
   const lo = sigmaMin ** (1 / rho);
   for (let i = 0; i < steps; i++)
     out[i] = steps === 1 ? sigmaMax : (hi + (i / (steps - 1)) * (lo - hi)) ** rho;
+  // The endpoints exactly (a power of a root can be an ulp off), so they can be looked up by value.
+  out[0] = sigmaMax;
+  if (steps > 1) out[steps - 1] = sigmaMin;
   out[steps] = 0;
   return out;
 }

@@ -247,6 +247,12 @@ export class GaussianMixture {
     return this.posteriorQuantities(x, scales, true).trace as Float64Array;
   }
 
+  /** D(x) and tr ∇_x D(x) from one pass over the components. */
+  denoiseWithTrace(x: F64, scales: NoiseScales): { denoised: F64; trace: Float64Array } {
+    const q = this.posteriorQuantities(x, scales, true);
+    return { denoised: q.denoised, trace: q.trace as Float64Array };
+  }
+
   private posteriorQuantities(
     x: F64,
     scales: NoiseScales,
