@@ -213,7 +213,7 @@ describe('sparq attention options and errors', { concurrency: true }, () => {
       sparq(['--in', qkv, '--method', 'dense', '--frobnicate']),
     ]);
     const expected = [
-      /--method must be one of dense, sage1, sage2, sage2\+\+, sage3; got 'sparge'/,
+      /--method must be one of dense, sage1, sage2, sage2\+\+, sage3, svg, svg2; got 'sparge'/,
       /--sm-scale must be a finite number > 0; got '-1'/,
       /--backend must be one of auto, cpu, webgpu; got 'cuda'/,
       /--layout must be one of HND, NHD; got 'BHND'/,
@@ -231,8 +231,8 @@ describe('sparq attention options and errors', { concurrency: true }, () => {
     assert.equal(help.status, 0);
     assert.match(
       help.stdout,
-      /^Usage: sparq attention --in <qkv\.safetensors> --method <dense\|sage1\|sage2\|sage2\+\+\|sage3>/,
+      /^Usage: sparq attention --in <qkv\.safetensors> --method <dense\|sage1\|sage2\|sage2\+\+\|sage3\|svg\|svg2>/,
     );
-    assert.match(help.stdout, /sparse methods \(sparge, svg, svg2\) arrive\s+in later versions/);
+    assert.match(help.stdout, /sparse video methods svg \(Sparse\s+VideoGen/);
   });
 });

@@ -52,6 +52,12 @@ export function svgAttention(
   v: GpuTensor,
   opts: SvgOptions & { returnLse?: false },
 ): GpuTensor<'float32'>;
+export function svgAttention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: SvgOptions,
+): AttentionResult<GpuTensor<'float32'>>;
 /**
  * SVG attention of a clip to itself (module comment); options in `SvgOptions`. Host tensors run on the
  * CPU, GPU tensors on WebGPU (svg-gpu.ts, everything on the GPU).

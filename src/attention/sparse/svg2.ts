@@ -54,6 +54,12 @@ export function svg2Attention(
   v: GpuTensor,
   opts?: Svg2Options & { returnLse?: false },
 ): Promise<GpuTensor<'float32'>>;
+export function svg2Attention(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts?: Svg2Options,
+): Promise<AttentionResult<GpuTensor<'float32'>>>;
 /**
  * SVG2 attention of a clip to itself (module comment); options in `Svg2Options`. Host tensors run on
  * the CPU and return host tensors; GPU tensors run on WebGPU (svg2-gpu.ts) and return a promise of GPU

@@ -1,8 +1,8 @@
 /**
  * `sparq attention`: runs one attention method of sparq on q, k and v read from a safetensors file (for
  * instance tensors captured from a real model), writes the output and optionally the LSE, and with
- * `--compare` scores it against the float64 oracle. Only the methods that exist are offered; the sparse
- * methods (sparge, svg, svg2) join `--method` when they land.
+ * `--compare` scores it against the float64 oracle. Only the methods that exist are offered; svg and
+ * svg2 take the clip's geometry (--frames, --height, --width, --prefix-tokens).
  */
 import { DTypeError, UnsupportedOptionError } from '../../core/errors.js';
 import { isCodedFloat } from '../../core/dtype.js';
@@ -25,12 +25,15 @@ import { sageAttention } from '../../attention/sage/sage-attention.js';
 import { gpuUnsupportedReason } from '../../attention/sage/sage-attention-gpu.js';
 import { resolveSageOptions } from '../../attention/sage/options.js';
 import { SAGE_PRESETS } from '../../attention/sage/presets.js';
+import { svgAttention } from '../../attention/sparse/svg.js';
+import { svg2Attention } from '../../attention/sparse/svg2.js';
 import { readSafetensors, writeSafetensorsFile } from '../../io/safetensors-file.js';
+import { parseCount } from '../parse-numbers.js';
 import { type CliIo, type CommandArgs, EXIT, type OptionSpec, UsageError } from '../command.js';
 import { sparqVersion } from '../version.js';
 import { resultsJson } from '../../io/json-results.js';
 
-const METHODS = ['dense', ...SAGE_PRESETS] as const;
+const METHODS = ['dense', ...SAGE_PRESETS, 'svg', 'svg2'] as const;
 type Method = (typeof METHODS)[number];
 const BACKEND_CHOICES = ['auto', 'cpu', 'webgpu'] as const;
 
@@ -40,11 +43,15 @@ export const usage = `Usage: sparq attention --in <qkv.safetensors> --method <${
                        [--out <o.safetensors>] [--backend cpu|webgpu|auto] [--layout HND|NHD]
                        [--causal] [--causal-alignment top-left|bottom-right] [--sm-scale <x>]
                        [--lse] [--compare] [--q <name>] [--k <name>] [--v <name>] [--json]
+                       svg, svg2: [--frames F --height H --width W] [--prefix-tokens P]
+                       svg: [--density s]   svg2: [--q-clusters C] [--k-clusters C] [--top-p p]
 
 Runs one attention method on the q, k and v tensors of a safetensors file, e.g. activations captured
 from a real model. Methods: dense (exact softmax attention, FlashAttention-2 tiling) and the
-SageAttention presets sage1, sage2, sage2++ and sage3. The sparse methods (sparge, svg, svg2) arrive
-in later versions.
+SageAttention presets sage1, sage2, sage2++ and sage3, and the sparse video methods svg (Sparse
+VideoGen: per-head spatial/temporal band from online profiling) and svg2 (SVG2: k-means clusters of Q
+and K, top-p cluster pairs), which attend a clip to itself: q, k, v hold P prefix (text) tokens and
+then F frames of H·W tokens, frame-major.
 
 Inputs may have any float dtype; q, k and v may differ. The CPU backend takes float64, float32,
 float16 and bfloat16 as they are (other float formats, or mixed dtypes, are converted to float32); the
@@ -67,6 +74,11 @@ Options:
                         report cosine similarity, relative L1, RMSE (and the largest LSE error with
                         --lse).
   --q, --k, --v <name>  Tensor names in the file (default q, k, v).
+  --frames, --height, --width <n>  svg: the clip's latent frames and frame size (required for svg).
+  --prefix-tokens <n>   svg, svg2: text tokens before the video tokens, attended densely (default 0).
+  --density <s>         svg: fraction of the attention matrix its band keeps (default 0.25).
+  --q-clusters, --k-clusters <n>  svg2: k-means clusters of Q and of K per head (default 50, 200).
+  --top-p <p>           svg2: attention mass of the kept cluster pairs (default 0.9).
   --json                Print one JSON document on stdout and nothing else. Non-finite numbers are
                         written as the strings "Infinity", "-Infinity" and "NaN".
   -h, --help            Show this help.
@@ -92,7 +104,52 @@ export const options: Record<string, OptionSpec> = {
   k: { type: 'string', default: 'k' },
   v: { type: 'string', default: 'v' },
   json: { type: 'boolean', default: false },
+  frames: { type: 'string' },
+  height: { type: 'string' },
+  width: { type: 'string' },
+  'prefix-tokens': { type: 'string' },
+  density: { type: 'string' },
+  'q-clusters': { type: 'string' },
+  'k-clusters': { type: 'string' },
+  'top-p': { type: 'string' },
 };
+
+/** A fraction in (0, 1], written as a decimal. */
+function parseFraction(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  const x = Number(text);
+  if (!/^[0-9.]+$/.test(text) || !(x > 0 && x <= 1)) {
+    throw new UsageError(`${option} must be a number in (0, 1]; got '${text}'`);
+  }
+  return x;
+}
+
+/** The sparse methods' own options, from the command line (only what was given). */
+function sparseOptions(values: CommandArgs['values'], method: Method): Record<string, number> {
+  const out: Record<string, number> = {};
+  const count = (name: string, key: string, zeroOk = false) => {
+    const text = values[name] as string | undefined;
+    if (text === undefined) return;
+    out[key] = zeroOk && text === '0' ? 0 : parseCount(text, `--${name}`);
+  };
+  if (method === 'svg') {
+    for (const name of ['frames', 'height', 'width']) {
+      if (values[name] === undefined)
+        throw new UsageError(`--method svg needs --frames, --height and --width`);
+      count(name, name);
+    }
+    const density = parseFraction(values.density as string | undefined, '--density');
+    if (density !== undefined) out.density = density;
+  }
+  if (method === 'svg2') {
+    count('q-clusters', 'qClusters');
+    count('k-clusters', 'kClusters');
+    const topP = parseFraction(values['top-p'] as string | undefined, '--top-p');
+    if (topP !== undefined) out.topP = topP;
+  }
+  if (method === 'svg' || method === 'svg2') count('prefix-tokens', 'prefixTokens', true);
+  return out;
+}
 
 /** The oracle comparison; `lseMaxAbsError` only when the LSE was asked for. */
 export interface AttentionComparison {
@@ -202,7 +259,7 @@ async function chooseBackend(
 ): Promise<{ backend: 'cpu' | 'webgpu'; runtime?: GpuRuntime }> {
   if (requested === 'cpu') return { backend: 'cpu' };
   const why =
-    method === 'dense'
+    method === 'dense' || method === 'svg' || method === 'svg2'
       ? undefined
       : gpuUnsupportedReason(
           resolveSageOptions(inputs[0], inputs[1], inputs[2], { ...attentionOpts, preset: method }),
@@ -228,10 +285,20 @@ async function runMethod(
   [q, k, v]: readonly Tensor[],
   opts: AttentionOptions,
   runtime: GpuRuntime | undefined,
+  sparse: Record<string, number>,
 ): Promise<{ out: Tensor; lse?: Tensor; tier: string | null }> {
   if (runtime === undefined) {
     const r: AttentionResult<Tensor> =
-      method === 'dense' ? attentionCpu(q, k, v, opts) : sageAttention(q, k, v, { ...opts, preset: method });
+      method === 'dense'
+        ? attentionCpu(q, k, v, opts)
+        : method === 'svg'
+          ? svgAttention(q, k, v, {
+              ...opts,
+              ...(sparse as { frames: number; height: number; width: number }),
+            })
+          : method === 'svg2'
+            ? svg2Attention(q, k, v, { ...opts, ...sparse })
+            : sageAttention(q, k, v, { ...opts, preset: method });
     return 'out' in r ? { out: r.out, lse: r.lse, tier: null } : { out: r, tier: null };
   }
   const [gq, gk, gv] = [q, k, v].map((t, i) => upload(runtime, t, 'qkv'[i]));
@@ -243,6 +310,13 @@ async function runMethod(
       const plan = planAttentionGpu(gq, gk, gv, opts);
       tier = plan.tier;
       r = runPlanOnce(plan);
+    } else if (method === 'svg') {
+      r = svgAttention(gq, gk, gv, {
+        ...opts,
+        ...(sparse as { frames: number; height: number; width: number }),
+      });
+    } else if (method === 'svg2') {
+      r = await svg2Attention(gq, gk, gv, { ...opts, ...sparse });
     } else {
       r = sageAttention(gq, gk, gv, { ...opts, preset: method });
     }
@@ -305,6 +379,7 @@ export async function run(args: CommandArgs, io: CliIo): Promise<number> {
     ...(smScale === undefined ? {} : { smScale }),
   };
   const names = [values.q, values.k, values.v] as string[];
+  const sparse = sparseOptions(values, method);
   let runtime: GpuRuntime | undefined;
   try {
     const raw = readInputs(file, names);
@@ -315,7 +390,7 @@ export async function run(args: CommandArgs, io: CliIo): Promise<number> {
     runtime = chosen.runtime;
     const inputs = chosen.backend === 'webgpu' ? toComputeDtype(hostInputs, 'webgpu') : hostInputs;
     const started = performance.now();
-    const result = await runMethod(method, inputs, attentionOpts, runtime);
+    const result = await runMethod(method, inputs, attentionOpts, runtime, sparse);
     const timeMs = performance.now() - started;
 
     let compare: AttentionComparison | null = null;
