@@ -185,8 +185,10 @@ export function assertGpuFloatOperands(
 }
 
 /**
- * INT8 Q/K operands of the flash kernels (SageAttention's QKᵀ): scale tensors and the token → scale
- * group rules of each side, and σ·log2e unless the Q scales already hold it.
+ * Scaled Q/K operands of the flash kernels (SageAttention's QKᵀ): scale tensors and the token → scale
+ * group rules of each side, and σ·log2e unless the Q scales already hold it. Q and K hold int8 codes,
+ * or, with `operands: 'float16'`, f16 values whose scales are per-token factors (FP4 Q/K decoded by
+ * sage/fp4-operand-gpu.ts).
  */
 export interface Int8QKOperands {
   qScales: GpuTensor<'float32'>;
@@ -194,11 +196,23 @@ export interface Int8QKOperands {
   qRule: ScaleGroupRule;
   kRule: ScaleGroupRule;
   qFactor: number;
+  /** What Q and K hold: 'int8' codes (default) or 'float16' values. */
+  operands?: 'int8' | 'float16';
+  /**
+   * Q smoothing (SA2 §3.1; SA3 §7.3): ΔS [B, Hq, ⌈Nq/blockQ⌉, Nk] in q·k units, added to the logits
+   * times σ·log2e, with blockQ the smoothing block of Q tokens.
+   */
+  deltaS?: { values: GpuTensor<'float32'>; blockQ: number };
 }
 
-/** Quantized PV operands (SageAttention): P's format, V as one-byte codes with per-channel scales. */
+/**
+ * Quantized PV operands (SageAttention): P's format, V as one-byte codes with per-channel scales, or
+ * as NVFP4 codes with scales per 16 tokens and channel [B, Hkv, ⌈Nk/16⌉, D] (SA3 §7.2).
+ */
 export interface QuantizedPV {
-  pFormat: 'fp16' | PQuantFormat;
+  pFormat: 'fp16' | PQuantFormat | 'nvfp4';
+  /** NVFP4 P̃'s scaling (sage/p-quant.ts): 'two-level' (default) or 'direct'. */
+  pScaling?: 'two-level' | 'direct';
   /** Per-channel V scales [B, Hkv, D] (value = code·scale), when V holds codes. */
   vScales?: GpuTensor<'float32'>;
   /** Token mean of V removed by smoothing, [B, Hkv, D], added back to O. */
@@ -206,10 +220,11 @@ export interface QuantizedPV {
 }
 
 /** The one-byte V code formats the kernels decode, by GPU dtype. */
-const V_CODE_DTYPES: Record<string, VCodeFormat> = {
+const V_CODE_DTYPES: Record<string, VCodeFormat | 'nvfp4'> = {
   float8_e4m3fn: 'float8_e4m3fn',
   float8_e5m2: 'float8_e5m2',
   int8: 'int8',
+  float4_e2m1fn: 'nvfp4',
 };
 
 /**
@@ -227,7 +242,9 @@ export function buildFlashPlan(
   pv?: QuantizedPV,
   variant?: FlashVariant,
 ): GpuAttentionPlan {
-  const vCodes: VCodeFormat | undefined = V_CODE_DTYPES[v.dtype];
+  const vCodes: VCodeFormat | 'nvfp4' | undefined = V_CODE_DTYPES[v.dtype];
+  // int8 codes, or float operands (dense attention, FP4 Q/K decoded to f16) with or without scales
+  const qkCodes = int8 !== undefined && int8.operands !== 'float16';
   const pFormat = pv?.pFormat ?? 'fp16';
   const sageEpilogue = vCodes !== undefined || pFormat !== 'fp16';
   const limits = runtime.caps.limits;
@@ -254,7 +271,7 @@ export function buildFlashPlan(
   // rows of slack after its last row, and every operand at least one 16×16 f16 matrix (512 bytes),
   // the minimum binding size Dawn derives from the loads.
   // (INT8 Q/K: one byte per element, and a 16×32 int8 matrix is also 512 bytes.)
-  const elementBytes = (i: number) => ((int8 && i < 2) || (vCodes && i === 2) ? 1 : 2);
+  const elementBytes = (i: number) => ((qkCodes && i < 2) || (vCodes && i === 2) ? 1 : 2);
   const minBytes = (t: GpuTensor, i: number) => {
     if (tier !== 'subgroup-matrix') return 0;
     const tokenStride = layoutStrides(p.layout, i === 0 ? p.headsQ : p.headsKv, 1, p.headDim).token;
@@ -292,8 +309,11 @@ export function buildFlashPlan(
       ...mma,
       headDim: p.headDim,
       subgroupSize: 32,
-      qk: int8 ? 'i8' : 'f16',
+      qk: qkCodes ? 'i8' : 'f16',
+      qkScales: int8 !== undefined,
+      deltaSBlock: int8?.deltaS?.blockQ ?? 0,
       pFormat,
+      pScaling: pv?.pScaling ?? 'two-level',
       vFormat: vCodes ?? 'f16',
     };
     if (mmaWorkgroupBytes(cfg) > limits.maxComputeWorkgroupStorageSize) {
@@ -325,21 +345,26 @@ export function buildFlashPlan(
     const blockK = scalarBlockK(p.headDim, shaderF16 ? 2 : 4, limits.maxComputeWorkgroupStorageSize);
     const workgroupSize = variant?.scalarWorkgroup ?? SCALAR_WORKGROUP;
     const cfg: ScalarFlashConfig = {
-      // the float operands' storage: q/k/v for dense, v for INT8 Q/K (one-byte V codes: tile type only)
-      input: vCodes
-        ? shaderF16
-          ? 'f16'
-          : 'f32'
-        : tier === 'f16' || (int8 ? v : q).dtype === 'float16'
-          ? 'f16'
-          : 'f32',
+      // the float operands' storage: q/k/v for dense, q/k for decoded FP4 Q/K, v for INT8 Q/K (with
+      // one-byte V codes and INT8 Q/K: the tile type only)
+      input:
+        vCodes && qkCodes
+          ? shaderF16
+            ? 'f16'
+            : 'f32'
+          : tier === 'f16' || (qkCodes ? v : q).dtype === 'float16'
+            ? 'f16'
+            : 'f32',
       shaderF16,
       headDim: p.headDim,
       blockK,
       workgroupSize,
-      qkInt8: int8 !== undefined,
+      qkInt8: qkCodes,
+      qkFactors: int8 !== undefined && !qkCodes,
+      deltaSBlock: int8?.deltaS?.blockQ ?? 0,
       packedDot: runtime.caps.wgslLanguageFeatures.includes('packed_4x8_integer_dot_product'),
       pFormat,
+      pScaling: pv?.pScaling ?? 'two-level',
       vCodes,
     };
     code = variant ? variant.scalarCode(cfg) : scalarFlashWgsl(cfg);
@@ -396,6 +421,7 @@ export function buildFlashPlan(
         { binding: 8, resource: { buffer: int8.kScales.buffer } },
         { binding: 9, resource: { buffer: sageParams } },
       );
+      if (int8.deltaS) entries.push({ binding: 12, resource: { buffer: int8.deltaS.values.buffer } });
     }
     if (variant) entries.push(...variant.extraEntries);
     pass.setPipeline(pipeline);

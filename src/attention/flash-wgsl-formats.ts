@@ -94,3 +94,19 @@ fn roundE4M3(x: f32) -> f32 {
   let b = bitcast<u32>(x);
   return min(bitcast<f32>((b + 0x7ffffu + ((b >> 20u) & 1u)) & 0xfff00000u), 448.0);
 }`;
+
+/**
+ * log2 of NVFP4 P̃'s level-1 range as a WGSL literal (sage/p-quant.ts pExponentOffset): log2 2688 =
+ * log2(448·6) for 'two-level' (SA3 §3.2), 0 for 'direct' (SA3 Table 1b's single-level ablation).
+ */
+export function nvfp4POffset(scaling: 'two-level' | 'direct'): string {
+  return scaling === 'direct' ? '0.0' : Math.log2(448 * 6).toFixed(9);
+}
+
+/**
+ * nvfp4Group(max) = (s, E4M3(s)) with s = max/6 for a group of 16 P̃ values (SA3 §3.2 level 2): the
+ * reference divides P̃ by the unrounded s and multiplies the E2M1 codes by the rounded one
+ * (sage/p-quant.ts). Needs FP4_WGSL.
+ */
+export const NVFP4_GROUP_WGSL = `
+fn nvfp4Group(gmax: f32) -> vec2<f32> { let s = gmax / 6.0; return vec2<f32>(s, roundE4M3(s)); }`;

@@ -21,10 +21,13 @@
  */
 import { FLASH_PARAMS_WGSL, SAGE_PARAMS_WGSL } from './flash-params.js';
 import {
+  FP4_WGSL,
+  NVFP4_GROUP_WGSL,
   P_OFFSET,
   PQUANT_WGSL,
   V2_DECODE_WGSL,
   type VCodeFormat,
+  nvfp4POffset,
   vDecodeWgsl,
 } from './flash-wgsl-formats.js';
 
@@ -57,16 +60,32 @@ export interface MmaFlashConfig {
    */
   qk: 'f16' | 'i8';
   /**
+   * Per-row and per-column logit factors S·δ_Q(row)·δ_K(col) (bindings 7–9; default: qk === 'i8'):
+   * INT8 scales, or the per-token factors of FP4 Q/K decoded to f16 (sage/fp4-operand-gpu.ts).
+   */
+  qkScales?: boolean;
+  /**
+   * Q smoothing (SA2 §3.1, Eq. 2; SA3 Alg. 1 line 8): the smoothing block of Q tokens whose ΔS row
+   * [B, Hq, ⌈Nq/block⌉, Nk] (binding 12) is added to each logit times σ·log2e; 0 or absent: none.
+   */
+  deltaSBlock?: number;
+  /**
    * Format P̃ is rounded to before PV (SageAttention; dense attention: 'fp16' straight from exp2). P̃ is
    * formed against the exact running row max as the reference does (P̃ = exp2(s − m + offset),
-   * p-quant.ts), rounded, then multiplied into the lazily rescaled frame of O in f16.
+   * p-quant.ts), rounded, then multiplied into the lazily rescaled frame of O in f16. 'nvfp4' rounds
+   * each group of 16 keys (SA3 §3.2): a lane's chunk of the row holds one or more whole groups, or,
+   * with 8-key chunks, half of one whose max is shared with the neighbouring lane.
    */
-  pFormat: 'fp16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8';
+  pFormat: 'fp16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8' | 'nvfp4';
+  /** NVFP4 P̃'s scaling (sage/p-quant.ts PScaling): 'two-level' (default) or 'direct'. */
+  pScaling?: 'two-level' | 'direct';
   /**
    * V's storage: f16 values, or FP8/INT8 codes decoded to f16 (exactly) while staging, with a
-   * per-channel scale and optional token mean applied to O at the end (sageattention.md §4.4).
+   * per-channel scale and optional token mean applied to O at the end (sageattention.md §4.4), or
+   * NVFP4 codes whose scales per 16 tokens and channel ([B, Hkv, ⌈Nk/16⌉, D], binding 10) are applied
+   * while staging (code·scale is exact in f16, flash-wgsl-formats.ts FP4_WGSL).
    */
-  vFormat: 'f16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8';
+  vFormat: 'f16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8' | 'nvfp4';
   /** Advance all S accumulators of a tile together (independent MMA chains) rather than one at a time. */
   interleaveS: boolean;
   /**
@@ -122,7 +141,7 @@ export function mmaWorkgroupBytes(c: MmaFlashConfig): number {
   const bq = c.warps * c.rowsPerWarp;
   const vRow = c.headDim / 8 + 1;
   const kRow = (c.qk === 'i8' ? c.headDim / 16 : c.headDim / 8) + 1;
-  const kScales = c.qk === 'i8' ? 4 * c.blockK : 0;
+  const kScales = (c.qkScales ?? c.qk === 'i8') ? 4 * c.blockK : 0;
   return (
     16 * (c.blockK * (kRow + vRow) + bq * (c.blockK / 4 + 1) + (c.aliasP ? 0 : bq * (c.blockK / 8 + 1))) +
     4 +
@@ -159,6 +178,11 @@ export function mmaFlashWgsl(c: MmaFlashConfig, sparse?: MmaBlockSparse): string
   const BQ = W * WQ;
   const LPR = c.subgroupSize / WQ; // lanes per row in the softmax
   const i8 = c.qk === 'i8';
+  // logits times per-row and per-column factors: INT8 scales, or FP4 Q/K token factors
+  const scaled = c.qkScales ?? i8;
+  const dsBlock = c.deltaSBlock ?? 0;
+  const vFp4 = c.vFormat === 'nvfp4';
+  const pFp4 = c.pFormat === 'nvfp4';
   // vec4<u32> per row of data: 8 f16 or 16 int8 codes each; tile rows padded by 16 bytes
   const vCodes = c.vFormat !== 'f16';
   const RSDV = D / 8; // f16 row in workgroup memory
@@ -183,6 +207,11 @@ export function mmaFlashWgsl(c: MmaFlashConfig, sparse?: MmaBlockSparse): string
   const rowStride = { K: RSK, V: RSV };
   if (D % (i8 ? 32 : 16) !== 0 || BK % 16 !== 0 || CH % 8 !== 0)
     throw new Error(`bad MMA flash config ${JSON.stringify(c)}`);
+  // NVFP4 P: each 16-key group within one lane's chunk, or split over the two lanes of a row
+  if (pFp4 && CH % 16 !== 0 && !(CH === 8 && LPR === 2))
+    throw new Error(
+      `NVFP4 P needs lane chunks of whole 16-key groups (or 8 keys on two lanes); got ${JSON.stringify(c)}`,
+    );
 
   const G = sparse?.pvGroupRows ?? 0;
   const pv = G > 0;
@@ -225,6 +254,26 @@ export function mmaFlashWgsl(c: MmaFlashConfig, sparse?: MmaBlockSparse): string
     for (const x of which(kv)) {
       for (let i = 0; i < (staging ? loads[x] : 0); i++) {
         const n = rowVec[x];
+        if (x === 'V' && vFp4) {
+          // 16 NVFP4 codes of one token (channels 16c…16c+15) times their group scales → 16 f16 values
+          // (exact); masked keys are codes 0, so their values are 0 whatever scale the clamped index reads
+          emit(`    {
+      let e = tid + ${i * T}u;
+      if (e < ${BK * n}u) {
+        let dst = (e / ${n}u) * ${RSV}u + (e % ${n}u) * 2u;
+        let j = ${tileK} + e / ${n}u;
+        let s0 = min(((b * P.headsKv + hk) * ((P.tokensKv + 15u) / 16u) + j / 16u) * ${D / 4}u + (e % ${n}u) * 4u, arrayLength(&vScales4) - 4u);
+        let sa = vScales4[s0];
+        let sb = vScales4[s0 + 1u];
+        let sc = vScales4[s0 + 2u];
+        let sd = vScales4[s0 + 3u];
+        let w = pv${i};
+        sV[dst] = vec4<u32>(fp4x2(w.x, sa.xy), fp4x2(w.x >> 16u, sa.zw), fp4x2(w.y, sb.xy), fp4x2(w.y >> 16u, sb.zw));
+        sV[dst + 1u] = vec4<u32>(fp4x2(w.z, sc.xy), fp4x2(w.z >> 16u, sc.zw), fp4x2(w.w, sd.xy), fp4x2(w.w >> 16u, sd.zw));
+      }
+    }`);
+          continue;
+        }
         if (x === 'V' && vCodes) {
           // 16 one-byte codes → 16 f16 values (exact) → two vec4 of f16 pairs
           emit(`    {
@@ -243,7 +292,7 @@ export function mmaFlashWgsl(c: MmaFlashConfig, sparse?: MmaBlockSparse): string
       if (e < ${BK * n}u) { s${x}[(e / ${n}u) * ${rowStride[x]}u + e % ${n}u] = p${x.toLowerCase()}${i}; }
     }`);
       }
-      if (x === 'K' && i8) {
+      if (x === 'K' && scaled) {
         // the K scales of this tile's keys, one per column (0 past Nk: those logits are masked anyway)
         emit(`    if (tid < ${BK}u) {
       let j = ${tileK} + tid;
@@ -266,7 +315,7 @@ ${FLASH_PARAMS_WGSL}
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read_write> Lse: array<u32>; // f32 bits: -inf cannot be a WGSL constant
 @group(0) @binding(6) var<storage, read_write> scratch: array<f32>;${
-    i8
+    scaled
       ? `
 ${SAGE_PARAMS_WGSL}
 @group(0) @binding(7) var<storage, read> qScales: array<f32>;
@@ -278,11 +327,21 @@ fn groupIndex(i: u32, div: u32, mul: u32, mod8Div: u32) -> u32 {
 }`
       : ''
   }
-${vCodes ? vDecodeWgsl(c.vFormat as VCodeFormat) + V2_DECODE_WGSL : ''}${c.pFormat !== 'fp16' ? PQUANT_WGSL[c.pFormat] : ''}${
+${vCodes && !vFp4 ? vDecodeWgsl(c.vFormat as VCodeFormat) + V2_DECODE_WGSL : ''}${vFp4 || pFp4 ? FP4_WGSL : ''}${
+    vFp4
+      ? `
+fn fp4x2(w: u32, s: vec2<f32>) -> u32 { return pack2x16float(vec2<f32>(decodeFp4(w) * s.x, decodeFp4(w >> 8u) * s.y)); }`
+      : ''
+  }${c.pFormat === 'nvfp4' ? NVFP4_GROUP_WGSL : c.pFormat !== 'fp16' ? PQUANT_WGSL[c.pFormat] : ''}${
     vCodes || c.pFormat !== 'fp16'
       ? `
-@group(0) @binding(10) var<storage, read> vScales: array<f32>;
+@group(0) @binding(10) var<storage, read> ${vFp4 ? 'vScales4: array<vec4<f32>>' : 'vScales: array<f32>'};
 @group(0) @binding(11) var<storage, read> vMean: array<f32>;`
+      : ''
+  }${
+    dsBlock > 0
+      ? `
+@group(0) @binding(12) var<storage, read> DeltaS: array<f32>;`
       : ''
   }
 var<workgroup> sK: array<vec4<u32>, ${BK * RSK}>;
@@ -416,7 +475,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
 
   for (let i = 0; i < loads.K; i++) emit(`  var pk${i}: vec4<u32>;`);
   for (let i = 0; i < loads.V; i++) emit(`  var pv${i}: vec4<u32>;`);
-  if (i8) {
+  if (dsBlock > 0) {
+    // this row's ΔS row: its smoothing block of ${dsBlock} Q tokens
+    emit(`  let dsRow = ((b * P.headsQ + h) * ((P.tokensQ + ${dsBlock - 1}u) / ${dsBlock}u) + row / ${dsBlock}u) * P.tokensKv;
+  let dsLast = arrayLength(&DeltaS) - 1u;`);
+  }
+  if (scaled) {
     // this row's Q scale; σ·log2e is already in per-block Q scales (S.qFactor = 1), else S.qFactor = σ·log2e
     emit(`  let kScale0 = (b * P.headsKv + hk) * S.kGroups;
   let qScale = select(0.0, qScales[min((b * P.headsQ + h) * S.qGroups + groupIndex(row, S.qDiv, S.qMul, S.qMod8Div), arrayLength(&qScales) - 1u)] * S.qFactor, row < P.tokensQ);`);
@@ -548,11 +612,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       // columns of this lane's chunk that the row may see (causal limit, Nk, rows past Nq: none)
       let lim = i32(${sparse ? 'min(seen, kHi)' : 'seen'}) - i32(k0 + part * ${CH}u);
       var tileMax = -3.0e38;`);
+    // ΔS of the chunk's columns (clamped reads; masked columns are discarded below)
+    const ds = (c4: number) =>
+      dsBlock > 0
+        ? ` + vec4<f32>(${[0, 1, 2, 3].map((e) => `DeltaS[min(dsCol + ${c4 * 4 + e}u, dsLast)]`).join(', ')}) * P.scaleLog2`
+        : '';
+    // the chunk's first ΔS column, taken before the column masks k0… shadow the tile start k0
+    if (dsBlock > 0) emit(`      let dsCol = dsRow + k0 + part * ${CH}u;`);
     for (let c4 = 0; c4 < CH / 4; c4++) {
       emit(
-        i8
-          ? `      let x${c4} = vec4<f32>(sS[sRow + ${c4}u]) * qScale * vec4<f32>(${[0, 1, 2, 3].map((e) => `sKs[part * ${CH}u + ${c4 * 4 + e}u]`).join(', ')});`
-          : `      let x${c4} = sS[sRow + ${c4}u] * P.scaleLog2;`,
+        scaled
+          ? `      let x${c4} = vec4<f32>(sS[sRow + ${c4}u]) * qScale * vec4<f32>(${[0, 1, 2, 3].map((e) => `sKs[part * ${CH}u + ${c4 * 4 + e}u]`).join(', ')})${ds(c4)};`
+          : `      let x${c4} = sS[sRow + ${c4}u] * P.scaleLog2${ds(c4)};`,
       );
       for (let e = 0; e < 4; e++) {
         emit(`      let k${c4 * 4 + e} = ${c4 * 4 + e} < lim;`);
@@ -596,13 +667,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       }
     } else {
       // P̃ against the exact running max (in [0, P_r]), rounded, then moved into O's frame by pScale
-      const off = P_OFFSET[c.pFormat];
+      const off = c.pFormat === 'nvfp4' ? nvfp4POffset(c.pScaling ?? 'two-level') : P_OFFSET[c.pFormat];
       emit(`      let pScale = exp2(mTrue - ${off} - mRef);`);
       for (let i = 0; i < CH; i++) {
         emit(`      let pt${i} = select(0.0, exp2(x${i >> 2}[${i & 3}] - mTrue + ${off}), k${i});`);
       }
       emit(`      lPart += (${Array.from({ length: CH }, (_, i) => `pt${i}`).join(' + ')}) * pScale;`);
-      for (let i = 0; i < CH; i++) emit(`      let p${i} = quantP(pt${i}) * pScale;`);
+      if (pFp4) {
+        // SA3 §3.2 level 2 per 16 keys: s = max/6 divides, E4M3(s) multiplies (p-quant.ts)
+        const span = Math.min(16, CH);
+        for (let g = 0; g < CH / span; g++) {
+          const members = Array.from({ length: span }, (_, e) => `pt${g * span + e}`);
+          emit(`      var gm${g} = ${members[0]};`);
+          for (const m of members.slice(1)) emit(`      gm${g} = max(gm${g}, ${m});`);
+          if (span < 16) emit(`      gm${g} = max(gm${g}, subgroupShuffleXor(gm${g}, 1u));`);
+          emit(`      let gs${g} = nvfp4Group(gm${g});`);
+          for (let e = 0; e < span; e++) {
+            const i = g * span + e;
+            emit(
+              `      let p${i} = select(0.0, roundE2M1(pt${i} / gs${g}.x) * gs${g}.y, gs${g}.x > 0.0) * pScale;`,
+            );
+          }
+        }
+      } else {
+        for (let i = 0; i < CH; i++) emit(`      let p${i} = quantP(pt${i}) * pScale;`);
+      }
     }
     if (c.pFormat === 'fp16')
       emit(`      lPart += ${Array.from({ length: CH }, (_, i) => `p${i}`).join(' + ')};`);
@@ -677,7 +766,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       vCodes || c.pFormat !== 'fp16'
         ? `// per-channel V scale and the V mean removed by smoothing (sageattention.md §4.4)
     let v0 = (b * P.headsKv + hk) * ${D}u + part * ${DC}u;
-    for (var d = 0u; d < ${DC}u; d++) { O[dst + d] = scratch[src + d] * inv * vScales[v0 + d] + vMean[v0 + d]; }`
+    for (var d = 0u; d < ${DC}u; d++) { O[dst + d] = scratch[src + d] * inv${vFp4 ? '' : ' * vScales[v0 + d]'} + vMean[v0 + d]; }`
         : `for (var d = 0u; d < ${DC}u; d++) { O[dst + d] = scratch[src + d] * inv; }`
     }
     if (part == 0u) {

@@ -7,10 +7,13 @@
  */
 import { FLASH_PARAMS_WGSL, SAGE_PARAMS_WGSL } from './flash-params.js';
 import {
+  FP4_WGSL,
+  NVFP4_GROUP_WGSL,
   P_OFFSET,
   PQUANT_WGSL,
   type PQuantFormat,
   type VCodeFormat,
+  nvfp4POffset,
   vDecodeWgsl,
 } from './flash-wgsl-formats.js';
 
@@ -36,10 +39,28 @@ export interface ScalarFlashConfig {
    * dot product is emulated exactly with sign-extending bit extracts.
    */
   packedDot?: boolean;
-  /** P̃'s format before PV (default 'fp16': P̃ used as computed). See flash-wgsl-formats.ts. */
-  pFormat?: 'fp16' | PQuantFormat;
-  /** V as one-byte codes with per-channel scales and mean (default: V is `input`). */
-  vCodes?: VCodeFormat;
+  /**
+   * Float Q and K whose logits carry per-token factors, applied as the INT8 path applies its scales
+   * (bindings 7–9): SageAttention's FP4 Q/K decoded to f16 (sage/fp4-operand-gpu.ts).
+   */
+  qkFactors?: boolean;
+  /**
+   * Q smoothing (SA2 §3.1, Eq. 2; SA3 Alg. 1 line 8): ΔS [B, Hq, ⌈Nq/deltaSBlock⌉, Nk] (binding 12) is
+   * added to each logit times σ·log2e; deltaSBlock is the smoothing block of Q tokens.
+   */
+  deltaSBlock?: number;
+  /**
+   * P̃'s format before PV (default 'fp16': P̃ used as computed). See flash-wgsl-formats.ts. 'nvfp4'
+   * quantizes each group of 16 keys from the tile's first key (blockK must be a multiple of 16).
+   */
+  pFormat?: 'fp16' | PQuantFormat | 'nvfp4';
+  /** NVFP4 P̃ scaling (sage/p-quant.ts PScaling): 'two-level' (default) or 'direct'. */
+  pScaling?: 'two-level' | 'direct';
+  /**
+   * V as one-byte codes with per-channel scales and mean (default: V is `input`); 'nvfp4': E2M1 codes
+   * whose binding-10 scales are per 16 tokens and channel, [B, Hkv, ⌈Nk/16⌉, D], applied while staging.
+   */
+  vCodes?: VCodeFormat | 'nvfp4';
 }
 
 /** Largest power-of-two key tile (≤ 32) whose K and V tiles fit the workgroup memory limit. */
@@ -89,7 +110,19 @@ export function scalarFlashParts(c: ScalarFlashConfig): ScalarFlashParts {
   const elem = c.input === 'f32' ? 'f32' : f16Storage ? 'f16' : 'u32';
   const smem = c.shaderF16 && c.input === 'f16' ? 'f16' : 'f32';
   const i8 = c.qkInt8 === true;
+  // per-row and per-column logit factors: INT8 scales, or the FP4 operands' token factors
+  const scaled = i8 || c.qkFactors === true;
+  const dsBlock = c.deltaSBlock ?? 0;
   const pFormat = c.pFormat ?? 'fp16';
+  const pOffset =
+    pFormat === 'nvfp4'
+      ? nvfp4POffset(c.pScaling ?? 'two-level')
+      : pFormat === 'fp16'
+        ? ''
+        : P_OFFSET[pFormat];
+  const vFp4 = c.vCodes === 'nvfp4';
+  if (pFormat === 'nvfp4' && BK % 16 !== 0)
+    throw new Error(`NVFP4 P needs a key tile that is a multiple of 16; got ${BK}`);
   const sageEpilogue = c.vCodes !== undefined || pFormat !== 'fp16';
   const W = D / 4; // packed int8 words per row
   // f16 codes without the extension: two per u32 word, element e in the low half when e is even
@@ -108,37 +141,49 @@ ${FLASH_PARAMS_WGSL}
 @group(0) @binding(10) var<storage, read> vScales: array<f32>;
 @group(0) @binding(11) var<storage, read> vMean: array<f32>;`
       : ''
-  }${c.vCodes ? vDecodeWgsl(c.vCodes) + '\nfn ldV(e: u32) -> f32 { return decodeV(V[e >> 2u] >> (8u * (e & 3u))); }' : ''}${
-    pFormat !== 'fp16' ? PQUANT_WGSL[pFormat] : ''
-  }
+  }${
+    dsBlock > 0
+      ? `
+@group(0) @binding(12) var<storage, read> DeltaS: array<f32>;`
+      : ''
+  }${vFp4 || pFormat === 'nvfp4' ? FP4_WGSL : ''}${
+    c.vCodes
+      ? (c.vCodes === 'nvfp4' ? '' : vDecodeWgsl(c.vCodes)) +
+        `\nfn ldV(e: u32) -> f32 { return ${vFp4 ? 'decodeFp4' : 'decodeV'}(V[e >> 2u] >> (8u * (e & 3u))); }`
+      : ''
+  }${pFormat === 'nvfp4' ? NVFP4_GROUP_WGSL : pFormat !== 'fp16' ? PQUANT_WGSL[pFormat] : ''}
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read_write> L: array<u32>; // f32 bits: -inf cannot be a WGSL constant
 var<workgroup> sK: array<${i8 ? 'u32' : smem}, ${i8 ? BK * W : BK * D}>;
 var<workgroup> sV: array<${smem}, ${BK * D}>;
 ${
-  i8
+  scaled
     ? `${SAGE_PARAMS_WGSL}
 @group(0) @binding(7) var<storage, read> qScales: array<f32>;
 @group(0) @binding(8) var<storage, read> kScales: array<f32>;
 @group(0) @binding(9) var<uniform> S: SageParams;
 var<workgroup> sKs: array<f32, ${BK}>;
-${
-  c.packedDot === false
-    ? `fn dotI8x4(a: u32, b: u32) -> i32 {
+fn groupIndex(i: u32, div: u32, mul: u32, mod8Div: u32) -> u32 {
+  return (i / div) * mul + select(0u, (i % 8u) / max(mod8Div, 1u), mod8Div > 0u);
+}
+`
+    : ''
+}${
+    i8
+      ? `${
+          c.packedDot === false
+            ? `fn dotI8x4(a: u32, b: u32) -> i32 {
   var acc = 0i;
   for (var i = 0u; i < 32u; i += 8u) {
     acc += extractBits(bitcast<i32>(a), i, 8u) * extractBits(bitcast<i32>(b), i, 8u);
   }
   return acc;
 }`
-    : 'fn dotI8x4(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }'
-}
-fn groupIndex(i: u32, div: u32, mul: u32, mod8Div: u32) -> u32 {
-  return (i / div) * mul + select(0u, (i % 8u) / max(mod8Div, 1u), mod8Div > 0u);
-}`
-    : `${load('Q')}
+            : 'fn dotI8x4(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }'
+        }`
+      : `${load('Q')}
 ${load('K')}`
-}
+  }
 ${c.vCodes ? '' : load('V')}`;
   const rowSetup = /* wgsl */ `  var acc: array<f32, ${D}>;${
     i8
@@ -151,15 +196,34 @@ ${c.vCodes ? '' : load('V')}`;
     qScale = qScales[(b * P.headsQ + h) * S.qGroups + groupIndex(row, S.qDiv, S.qMul, S.qMod8Div)] * S.qFactor;
   }`
       : `
-  var q: array<f32, ${D}>;
+  var q: array<f32, ${D}>;${
+    scaled
+      ? `
+  var qScale = 0.0;
+  if (valid) {
+    for (var d = 0u; d < ${D}u; d++) { q[d] = ldQ(qBase + d); }
+    qScale = qScales[(b * P.headsQ + h) * S.qGroups + groupIndex(row, S.qDiv, S.qMul, S.qMod8Div)] * S.qFactor;
+  }`
+      : `
   if (valid) {
     for (var d = 0u; d < ${D}u; d++) { q[d] = ldQ(qBase + d) * P.scaleLog2; }
   }`
+  }`
+  }${
+    dsBlock > 0
+      ? `
+  // this row's ΔS row: its smoothing block of ${dsBlock} Q tokens
+  let dsRow = ((b * P.headsQ + h) * ((P.tokensQ + ${dsBlock - 1}u) / ${dsBlock}u) + row / ${dsBlock}u) * P.tokensKv;`
+      : ''
   }`;
   const stageTile = (bound: string) => /* wgsl */ `    for (var e = tid; e < ${BK * D}u; e += ${WG}u) {
       let j = k0 + e / ${D}u;
       var vx = 0.0;
-      if (j < ${bound}) { vx = ldV(kvBase + j * P.kvTokenStride + e % ${D}u); }
+      if (j < ${bound}) { vx = ldV(kvBase + j * P.kvTokenStride + e % ${D}u)${
+        vFp4
+          ? ` * vScales[((b * P.headsKv + hk) * ((P.tokensKv + 15u) / 16u) + j / 16u) * ${D}u + e % ${D}u]`
+          : ''
+      }; }
       sV[e] = ${smem}(vx);
     }${
       i8
@@ -167,10 +231,6 @@ ${c.vCodes ? '' : load('V')}`;
     for (var e = tid; e < ${BK * W}u; e += ${WG}u) {
       let j = k0 + e / ${W}u;
       sK[e] = select(0u, K[(kvBase + j * P.kvTokenStride) / 4u + e % ${W}u], j < ${bound});
-    }
-    if (tid < ${BK}u) {
-      let j = k0 + tid;
-      sKs[tid] = select(0.0, kScales[min((b * P.headsKv + hk) * S.kGroups + groupIndex(j, S.kDiv, S.kMul, S.kMod8Div), arrayLength(&kScales) - 1u)], j < ${bound});
     }`
         : `
     for (var e = tid; e < ${BK * D}u; e += ${WG}u) {
@@ -179,6 +239,14 @@ ${c.vCodes ? '' : load('V')}`;
       if (j < ${bound}) { kx = ldK(kvBase + j * P.kvTokenStride + e % ${D}u); }
       sK[e] = ${smem}(kx);
     }`
+    }${
+      scaled
+        ? `
+    if (tid < ${BK}u) {
+      let j = k0 + tid;
+      sKs[tid] = select(0.0, kScales[min((b * P.headsKv + hk) * S.kGroups + groupIndex(j, S.kDiv, S.kMul, S.kMod8Div), arrayLength(&kScales) - 1u)], j < ${bound});
+    }`
+        : ''
     }`;
   const scoreDecl = `var s: array<f32, ${BK}>;
 var tileMax = ${NO_MAX};`;
@@ -187,25 +255,52 @@ var tileMax = ${NO_MAX};`;
       ? `
   var idot = 0i;
   for (var w = 0u; w < ${W}u; w++) { idot += dotI8x4(q[w], sK[j * ${W}u + w]); }
-  let dot = f32(idot) * qScale * sKs[j];`
+  var dot = f32(idot) * qScale * sKs[j];`
       : `
   var dot = 0.0;
-  for (var d = 0u; d < ${D}u; d++) { dot += q[d] * f32(sK[j * ${D}u + d]); }`
+  for (var d = 0u; d < ${D}u; d++) { dot += q[d] * f32(sK[j * ${D}u + d]); }${
+    scaled ? `\n  dot = dot * qScale * sKs[j];` : ''
+  }`
+  }${
+    dsBlock > 0
+      ? `
+  dot += DeltaS[min(dsRow + k0 + j, arrayLength(&DeltaS) - 1u)] * P.scaleLog2;`
+      : ''
   }
   s[j] = dot;
   tileMax = max(tileMax, dot);
 }`;
-  const pLoop = /* wgsl */ `for (var j = 0u; j < n; j++) {${
-    pFormat === 'fp16'
-      ? `
+  // NVFP4 P̃ (SA3 §3.2, Alg. 1 line 10; sage/p-quant.ts): P̃ = exp2(s − m' + log2 P_r) per group of 16
+  // keys from the tile's first key, group scale s = max/6 unrounded for the division and E4M3-rounded
+  // for the product, as the reference does; l sums P̃ unrounded, so P_r cancels
+  const pLoopFp4 = /* wgsl */ `for (var g0 = 0u; g0 < n; g0 += 16u) {
+  let g1 = min(g0 + 16u, n);
+  var gmax = 0.0;
+  for (var j = g0; j < g1; j++) {
+    s[j] = exp2(s[j] - mNew + ${pOffset});
+    gmax = max(gmax, s[j]);
+  }
+  let gs = nvfp4Group(gmax);
+  for (var j = g0; j < g1; j++) {
+    l += s[j] * exp2(-${pOffset});
+    let p = select(0.0, roundE2M1(s[j] / gs.x) * gs.y, gs.x > 0.0) * exp2(-${pOffset});
+    for (var d = 0u; d < ${D}u; d++) { acc[d] += p * f32(sV[j * ${D}u + d]); }
+  }
+}`;
+  const pLoop =
+    pFormat === 'nvfp4'
+      ? pLoopFp4
+      : /* wgsl */ `for (var j = 0u; j < n; j++) {${
+          pFormat === 'fp16'
+            ? `
   let p = exp2(s[j] - mNew);
   l += p;`
-      : `
+            : `
   // P̃ in [0, P_r] against the running max, rounded to ${pFormat}; l sums it unrounded (p-quant.ts)
-  let pt = exp2(s[j] - mNew + ${P_OFFSET[pFormat]});
-  l += pt * exp2(-${P_OFFSET[pFormat]});
-  let p = quantP(pt) * exp2(-${P_OFFSET[pFormat]});`
-  }
+  let pt = exp2(s[j] - mNew + ${pOffset});
+  l += pt * exp2(-${pOffset});
+  let p = quantP(pt) * exp2(-${pOffset});`
+        }
   for (var d = 0u; d < ${D}u; d++) { acc[d] += p * f32(sV[j * ${D}u + d]); }
 }`;
   const update = (pvGuard?: string) => `let mNew = max(m, tileMax);
@@ -219,7 +314,7 @@ ${pvGuard ? `if (${pvGuard}) {\n${indent(pLoop, 2)}\n}` : pLoop}`;
     ${
       sageEpilogue
         ? `let v0 = (b * P.headsKv + hk) * ${D}u;
-    for (var d = 0u; d < ${D}u; d++) { O[qBase + d] = acc[d] * inv * vScales[v0 + d] + vMean[v0 + d]; }`
+    for (var d = 0u; d < ${D}u; d++) { O[qBase + d] = acc[d] * inv${vFp4 ? '' : ' * vScales[v0 + d]'} + vMean[v0 + d]; }`
         : `for (var d = 0u; d < ${D}u; d++) { O[qBase + d] = acc[d] * inv; }`
     }
     let lseIndex = (b * P.headsQ + h) * P.tokensQ + row;

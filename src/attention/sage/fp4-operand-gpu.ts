@@ -4,7 +4,7 @@
  * to f16 with their group scale applied, once per call. The kernels' f16 Q·Kᵀ then sums exactly the
  * terms q̂·k̂ of the CPU kernel's per-group sums (kernel-cpu.ts), in f32:
  * - NVFP4: an E2M1 value times its E4M3 scale has at most 6 significant bits in [2^-10, 2688], so
- *   code·scale is exact in f16 (flash-wgsl-formats.ts FP4_WGSL) and no factor is left over.
+ *   code·scale is exact in f16 (flash-wgsl-formats.ts FP4_WGSL); the token factors are 1.
  * - MXFP4: E8M0 scales span 2^±127, beyond f16. Each token keeps the power of two of its largest
  *   group, 2^E, as a per-token factor (the kernels multiply logits by it, as they do INT8 scales), and
  *   its elements become code·2^(e_g − E), exact in f16 while e_g − E ≥ −23; elements of a group
@@ -42,10 +42,10 @@ struct U { heads: u32, tokens: u32, headDim: u32, nhd: u32, words: u32, pad0: u3
 @group(0) @binding(0) var<uniform> P: U;
 @group(0) @binding(1) var<storage, read> Codes: array<u32>;
 @group(0) @binding(2) var<storage, read> Scales: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Out: array<u32>;${
+@group(0) @binding(3) var<storage, read_write> Out: array<u32>;
+@group(0) @binding(4) var<storage, read_write> Factors: array<f32>;${
     mx
       ? `
-@group(0) @binding(4) var<storage, read_write> Factors: array<f32>;
 // the exponent field of a power-of-two scale; 2^-127 is the subnormal 0x00400000
 fn expOf(s: f32) -> i32 { let b = bitcast<u32>(s); return select(i32(b >> 23u) - 127, -127, b == 0x00400000u); }`
       : ''
@@ -87,6 +87,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let f0 = select(poison, ldexp(1.0, expOf(Scales[s0 + d / ${g}u]) - top), finite);
   let f1 = select(poison, ldexp(1.0, expOf(Scales[s0 + (d + 1u) / ${g}u]) - top), finite);`
       : `
+  if (d == 0u) { Factors[bhn] = 1.0; }
   let f0 = Scales[s0 + d / ${g}u];
   let f1 = Scales[s0 + (d + 1u) / ${g}u];`
   }
@@ -98,8 +99,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 export interface Fp4DecodePlan {
   /** The float16 values, in the codes' shape and layout. */
   values: GpuTensor<'float16'>;
-  /** MXFP4 only: the per-token factors [B, H, N] the logits must be multiplied by. */
-  factors?: GpuTensor<'float32'>;
+  /** The per-token factors [B, H, N] the logits must be multiplied by: 2^E (MXFP4), 1 (NVFP4). */
+  factors: GpuTensor<'float32'>;
   record(pass: GPUComputePassEncoder): void;
   /** Frees the parameters and both outputs. */
   destroy(): void;
@@ -130,8 +131,7 @@ export function planDecodeFp4Gpu(
   if (D % 2 !== 0) throw new ShapeError(`FP4 Q/K need an even head dim on the GPU; got ${D}`);
   const runtime = x.codes.runtime;
   const values = emptyGpu(runtime, x.codes.shape, 'float16', `${format} operand`, minBytes);
-  const factors =
-    format === 'mxfp4' ? emptyGpu(runtime, [B, H, N], 'float32', 'mxfp4 token factors') : undefined;
+  const factors = emptyGpu(runtime, [B, H, N], 'float32', `${format} token factors`);
   const words = x.codes.size / 2;
   const params = uniformBuffer(
     runtime,
@@ -148,14 +148,14 @@ export function planDecodeFp4Gpu(
         runtime,
         pass,
         code,
-        [params, x.codes.buffer, x.scales.buffer, values.buffer, ...(factors ? [factors.buffer] : [])],
+        [params, x.codes.buffer, x.scales.buffer, values.buffer, factors.buffer],
         Math.ceil(words / THREADS),
       );
     },
     destroy() {
       params.destroy();
       values.destroy();
-      factors?.destroy();
+      factors.destroy();
     },
   };
 }

@@ -1,14 +1,17 @@
 /**
  * `sageAttention` on GPU tensors: the same composition as on the host — smooth → quantize → kernel →
- * finalize — with every step on the GPU, recorded into one compute pass: K (and V) token means,
- * INT8 Q/K group quantization, per-channel FP8/INT8 V quantization, the kernel (kernel-gpu.ts), and the
- * LSE's smoothing correction σ·(q·k̄) (sageattention.md §6.4).
+ * finalize — with every step on the GPU, recorded into one compute pass: K (and V) token means, Q
+ * block means and ΔS (smoothQ, smooth-q-gpu.ts), INT8 Q/K group quantization or NVFP4/MXFP4 Q/K
+ * quantization (quantize-fp4-gpu.ts), per-channel FP8/INT8 or NVFP4 V quantization, the kernel
+ * (kernel-gpu.ts), and the LSE's smoothing correction σ·(q·k̄) (sageattention.md §6.4).
  *
- * What runs here: INT8 and INT4 Q/K of every granularity with K smoothing, P and V in fp16, E4M3, E5M2 or INT8,
- * V smoothing — the sage1, sage2 and sage2++ presets. The GPU accumulates PV in f32 whatever
- * `pvAccum` says (the FP22 and fp16 accumulators are CPU models of the reference hardware), so results
- * agree with the CPU pipeline to the accuracy of those accumulators, and SA2++'s fp16 overflow without
- * range limits cannot happen here. NVFP4/MXFP4 (sage3) and Q smoothing run on the CPU backend.
+ * What runs here: every preset (sage1, sage2, sage2++, sage3) and their overrides — INT8 and INT4 Q/K
+ * of every granularity, NVFP4 and MXFP4 Q/K (both MXFP4 scale rules), K smoothing, Q smoothing with ΔS,
+ * P and V in fp16, E4M3, E5M2, INT8 or NVFP4 (two-level or direct P), V smoothing with quantized V.
+ * The GPU accumulates PV in f32 whatever `pvAccum` says (the FP22 and fp16 accumulators are CPU models
+ * of the reference hardware), so results agree with the CPU pipeline to the accuracy of those
+ * accumulators, and SA2++'s fp16 overflow without range limits cannot happen here. CPU only: qk
+ * 'none' (the unquantized ablation), smoothV with fp16 V, nanPolicy 'error'.
  */
 import { UnsupportedOptionError } from '../../core/errors.js';
 import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
@@ -18,18 +21,20 @@ import { layoutStrides } from '../flash-params.js';
 import { recordResizeLastDim } from '../../gpu/pad-last-dim.js';
 import type { VCodeFormat } from '../flash-wgsl-formats.js';
 import type { AttentionWithLse } from '../options.js';
-import { planSageKernelGpu, scaleGroupRules, type VOperand } from './kernel-gpu.js';
+import { planSageKernelGpu, scaleGroupRules, type QKOperand, type VOperand } from './kernel-gpu.js';
 import type { ResolvedSage } from './options.js';
+import { recordQuantizeFp4Gpu } from './quantize-fp4-gpu.js';
 import { recordQuantizeInt8Gpu, recordTokenMeanGpu } from './quantize-qk-gpu.js';
 import { recordQuantizeVGpu } from './quantize-v-gpu.js';
+import { recordSmoothQGpu } from './smooth-q-gpu.js';
 
 /** Why a resolved configuration cannot run on the GPU, or undefined when it can. */
 export function gpuUnsupportedReason({ config }: ResolvedSage): string | undefined {
-  if (config.qk.kind !== 'int8' && config.qk.kind !== 'int4') {
-    return `Q/K quantization '${config.qk.kind}' (INT8 and INT4 run on the GPU)`;
+  if (config.qk.kind === 'none') {
+    return "Q/K quantization 'none' (the unquantized ablation; INT8, INT4, NVFP4 and MXFP4 run on the GPU)";
   }
-  if (config.smoothQ) return 'smoothQ (ΔS is not on the GPU)';
-  if (config.pFormat === 'nvfp4' || config.vFormat === 'nvfp4') return 'NVFP4 P/V';
+  if (config.smoothV && config.vFormat === 'fp16')
+    return 'smoothV with fp16 V (use an FP8, INT8 or NVFP4 vFormat)';
   return undefined;
 }
 
@@ -66,7 +71,7 @@ export function sageAttentionGpu(
   const why = gpuUnsupportedReason(resolved);
   if (why) {
     throw new UnsupportedOptionError(
-      `this SageAttention configuration needs ${why}, which runs on the CPU backend only; download() the tensors or use preset 'sage1', 'sage2' or 'sage2++'`,
+      `this SageAttention configuration needs ${why}, which runs on the CPU backend only; download() the tensors or change that option`,
     );
   }
   const { problem: p, config } = resolved;
@@ -108,25 +113,32 @@ export function sageAttentionGpu(
     releases.push(m.release);
     temporaries.push(m.mean);
   }
-  const prescale = granularity === 'per-block' ? log2eSmScale(p.smScale) : 1;
-  const qq = recordQuantizeInt8Gpu(
-    q,
-    { layout: p.layout, granularity, rule: rules.q, rounding: config.rounding, prescale, bits },
-    pass,
-  );
-  const kq = recordQuantizeInt8Gpu(
-    k,
-    {
+  // Q smoothing (SA2 §3.1, SA3 §7.3): block means of Q and ΔS against the smoothed K
+  let smoothQ: ReturnType<typeof recordSmoothQGpu> | undefined;
+  if (config.smoothQ) {
+    smoothQ = recordSmoothQGpu(q, k, { layout: p.layout, blockQ: config.blockQ, kMean }, pass);
+    releases.push(smoothQ.release);
+    temporaries.push(smoothQ.qMean, smoothQ.deltaS);
+  }
+  const qMean = smoothQ ? { mean: smoothQ.qMean, meanBlock: config.blockQ } : {};
+  let qq: QKOperand & { release: () => void };
+  let kq: QKOperand & { release: () => void };
+  const qk = config.qk;
+  if (qk.kind === 'nvfp4' || qk.kind === 'mxfp4') {
+    const fp4 = {
       layout: p.layout,
-      granularity,
-      rule: rules.k,
-      rounding: config.rounding,
-      prescale: 1,
-      mean: kMean,
-      bits,
-    },
-    pass,
-  );
+      format: qk.kind,
+      axis: 'channels',
+      ...(qk.kind === 'mxfp4' ? { scaleRule: qk.scaleRule ?? 'truncation-free' } : {}),
+    } as const;
+    qq = recordQuantizeFp4Gpu(q, { ...fp4, ...qMean }, pass);
+    kq = recordQuantizeFp4Gpu(k, { ...fp4, mean: kMean }, pass);
+  } else {
+    const prescale = granularity === 'per-block' ? log2eSmScale(p.smScale) : 1;
+    const common = { layout: p.layout, granularity, rounding: config.rounding, bits } as const;
+    qq = recordQuantizeInt8Gpu(q, { ...common, rule: rules.q, prescale, ...qMean }, pass);
+    kq = recordQuantizeInt8Gpu(k, { ...common, rule: rules.k, prescale: 1, mean: kMean }, pass);
+  }
   releases.push(qq.release, kq.release);
   temporaries.push(qq.codes, qq.scales, kq.codes, kq.scales);
 
@@ -139,23 +151,23 @@ export function sageAttentionGpu(
       releases.push(m.release);
       temporaries.push(m.mean);
     }
-    const vq = recordQuantizeVGpu(
-      v,
-      {
-        layout: p.layout,
-        format: config.vFormat as VCodeFormat,
-        scaleMax: config.vScaleMax ?? 448,
-        mean: vMean,
-      },
-      pass,
-    );
+    // NVFP4 V: groups of 16 tokens per channel (SA3 §7.2); FP8/INT8 V: per channel (SA2 §4.4)
+    const vq =
+      config.vFormat === 'nvfp4'
+        ? recordQuantizeFp4Gpu(v, { layout: p.layout, format: 'nvfp4', axis: 'tokens', mean: vMean }, pass)
+        : recordQuantizeVGpu(
+            v,
+            {
+              layout: p.layout,
+              format: config.vFormat as VCodeFormat,
+              scaleMax: config.vScaleMax ?? 448,
+              mean: vMean,
+            },
+            pass,
+          );
     releases.push(vq.release);
     temporaries.push(vq.codes, vq.scales);
     vOperand = { codes: vq.codes, scales: vq.scales, mean: vMean };
-  } else if (config.smoothV) {
-    throw new UnsupportedOptionError(
-      'smoothV with fp16 V runs on the CPU backend only; use an FP8 or INT8 vFormat',
-    );
   }
 
   const plan = planSageKernelGpu(
@@ -169,7 +181,10 @@ export function sageAttentionGpu(
       smScale: p.smScale,
       returnLse: p.returnLse,
       granularity,
-      pFormat: config.pFormat as 'fp16' | 'float8_e4m3fn' | 'float8_e5m2' | 'int8',
+      qkFormat: qk.kind === 'nvfp4' || qk.kind === 'mxfp4' ? qk.kind : 'int8',
+      pFormat: config.pFormat,
+      pScaling: config.pScaling,
+      deltaS: smoothQ?.deltaS,
       ...tiles,
     },
   );

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Tensor, tensor } from '../../../src/core/tensor.js';
 import { Rng } from '../../../src/core/rng.js';
 import { layoutDims, type Layout } from '../../../src/core/layout.js';
-import { download, upload } from '../../../src/gpu/gpu-tensor.js';
+import { type GpuTensor, download, upload } from '../../../src/gpu/gpu-tensor.js';
 import type { GpuRuntime } from '../../../src/gpu/runtime.js';
 import type { GpuTier } from '../../../src/gpu/capabilities.js';
 import { attentionReference } from '../../../src/attention/reference.js';
@@ -261,4 +261,157 @@ test('INT8 Q/K kernel with quantized P and V equals the CPU SageAttention kernel
       );
     }
   }
+});
+
+/**
+ * SageAttention3's kernel step on the GPU against the CPU kernel on the same quantized operands:
+ * NVFP4 / MXFP4 Q and K (decoded to f16 with their scales), ΔS from Q smoothing, P̃ in NVFP4 (two-level
+ * and direct, per 16 keys of each 32-key tile) or E4M3, V in NVFP4 (groups of 16 tokens, decoded while
+ * staging) or f16, causal and not, GQA with Nq ≠ Nk (partial key tiles and V groups). The CPU steps
+ * its online softmax at the GPU kernel's key tile (plan.tileK). The GPU's logits and exp2 are f32 where
+ * the CPU's are float64, so P̃ codes can flip where a value sits on a rounding boundary: agreement is to
+ * float rounding on the scalar tiers, and to f16 rounding of P on the tensor-core tier (P is moved into
+ * O's lazily rescaled frame there).
+ */
+test(
+  'FP4 Q/K, ΔS and NVFP4 P/V kernel equals the CPU SageAttention kernel on every tier',
+  { skip },
+  async () => {
+    const { quantizeQK } = await import('../../../src/attention/sage/quantize-qk.js');
+    const { quantizeV } = await import('../../../src/attention/sage/quantize-v.js');
+    const { sageKernelCpu } = await import('../../../src/attention/sage/kernel-cpu.js');
+    const { runPlanOnce } = await import('../../../src/attention/dense-gpu.js');
+    const { randn: rn } = await import('../../../src/core/tensor.js');
+    const configs = [
+      { qk: { kind: 'nvfp4' }, pFormat: 'nvfp4', pScaling: 'two-level', smoothQ: true, causal: false },
+      { qk: { kind: 'nvfp4' }, pFormat: 'nvfp4', pScaling: 'direct', smoothQ: false, causal: true },
+      { qk: { kind: 'mxfp4' }, pFormat: 'float8_e4m3fn', pScaling: 'two-level', smoothQ: true, causal: true },
+      {
+        qk: { kind: 'mxfp4', scaleRule: 'ocp' },
+        pFormat: 'fp16',
+        pScaling: 'two-level',
+        smoothQ: false,
+        causal: false,
+      },
+      {
+        qk: { kind: 'int8', granularity: 'per-thread' },
+        pFormat: 'nvfp4',
+        pScaling: 'two-level',
+        smoothQ: true,
+        causal: false,
+      },
+    ] as const;
+    const [B, H, Hkv, Nq, Nk, D] = [1, 4, 2, 100, 150, 64];
+    for (const [i, cfg] of configs.entries()) {
+      const q = rn([B, H, Nq, D], { seed: 70 + i });
+      const kData = (rn([B, Hkv, Nk, D], { seed: 80 + i }).data as Float32Array).map(
+        (x, j) => x + 2 * ((j % D) % 3),
+      );
+      const k = tensor(kData, [B, Hkv, Nk, D], 'float32');
+      const v = rn([B, Hkv, Nk, D], { seed: 90 + i });
+      const qk = quantizeQK(q, k, { quant: cfg.qk, smoothQ: cfg.smoothQ, blockQ: 64 });
+      const vFormat = cfg.pFormat === 'nvfp4' ? 'nvfp4' : cfg.pFormat === 'fp16' ? 'fp16' : 'float8_e4m3fn';
+      const vq = quantizeV(v, { format: vFormat });
+      const fp4 = cfg.qk.kind !== 'int8';
+      for (const tier of rt.caps.tiers) {
+        const vOperand =
+          vFormat === 'fp16'
+            ? upload(rt, v)
+            : { codes: upload(rt, vq.codes), scales: upload(rt, vq.scales), mean: upload(rt, vq.vMean) };
+        const plan = planSageKernelGpu(
+          { codes: upload(rt, qk.q.codes), scales: upload(rt, qk.q.scales) },
+          { codes: upload(rt, qk.k.codes), scales: upload(rt, qk.k.scales) },
+          vOperand,
+          {
+            qkFormat: fp4 ? (cfg.qk.kind as 'nvfp4' | 'mxfp4') : 'int8',
+            pFormat: cfg.pFormat,
+            pScaling: cfg.pScaling,
+            deltaS: qk.deltaS ? upload(rt, qk.deltaS) : undefined,
+            blockQ: 64,
+            causal: cfg.causal,
+            tier,
+            returnLse: true,
+          },
+        );
+        const cpu = sageKernelCpu(qk, vq, {
+          pFormat: cfg.pFormat,
+          pScaling: cfg.pScaling,
+          pvAccum: 'fp32',
+          causal: cfg.causal,
+          tileK: plan.tileK,
+          returnLse: true,
+          q,
+        });
+        const res = runPlanOnce(plan) as { out: GpuTensor; lse: GpuTensor };
+        const out = await download(res.out);
+        const lse = (await download(res.lse)).data as Float32Array;
+        const err = metrics.relL1(out, cpu.out);
+        const tol = tier === 'subgroup-matrix' ? 2e-3 : cfg.pFormat === 'nvfp4' ? 2e-5 : 5e-4;
+        assert.ok(err < tol, `${JSON.stringify(cfg)} [${tier}]: relative L1 ${err}`);
+        // the kernel's LSE lacks the smoothK term σ·(q·k̄), which the pipeline adds (sage-attention-gpu.ts)
+        const kernelLse = Float32Array.from(cpu.lse.data as Float32Array);
+        const kMean = qk.kMean.data as Float32Array;
+        for (let h = 0; h < H; h++)
+          for (let n = 0; n < Nq; n++) {
+            let dot = 0;
+            for (let d = 0; d < D; d++)
+              dot += (q.data as Float32Array)[(h * Nq + n) * D + d] * kMean[Math.floor(h / 2) * D + d];
+            kernelLse[h * Nq + n] -= dot / Math.sqrt(D);
+          }
+        const lerr = metrics.relL1(lse, kernelLse);
+        assert.ok(lerr < 1e-5, `${JSON.stringify(cfg)} [${tier}]: LSE relative L1 ${lerr}`);
+      }
+    }
+  },
+);
+
+test('FP4 kernel operands are checked: codes, scales, ΔS and the P/V pairing', { skip }, () => {
+  const c = new Tensor(new Uint8Array(2 * 40 * 32), [1, 2, 40, 32], 'float4_e2m1fn');
+  const s16 = tensor(new Float32Array(2 * 40 * 2), [1, 2, 40, 2], 'float32');
+  const s32 = tensor(new Float32Array(2 * 40), [1, 2, 40, 1], 'float32');
+  const q = { codes: upload(rt, c), scales: upload(rt, s16) };
+  const v = upload(rt, tensor(new Float32Array(2 * 40 * 32), [1, 2, 40, 32], 'float16'));
+  const vq = {
+    codes: upload(rt, c),
+    scales: upload(rt, tensor(new Float32Array(2 * 3 * 32), [1, 2, 3, 32], 'float32')),
+  };
+  // FP4 codes without qkFormat, NVFP4 scales read as MXFP4, INT8 codes as FP4
+  assert.throws(() => planSageKernelGpu(q, q, v), DTypeError);
+  assert.throws(() => planSageKernelGpu(q, q, v, { qkFormat: 'mxfp4' }), ShapeError);
+  assert.doesNotThrow(() =>
+    planSageKernelGpu({ ...q, scales: upload(rt, s32) }, { ...q, scales: upload(rt, s32) }, v, {
+      qkFormat: 'mxfp4',
+    }).destroyTemporaries(),
+  );
+  const i8 = {
+    codes: upload(rt, new Tensor(new Int8Array(2 * 40 * 32), [1, 2, 40, 32], 'int8')),
+    scales: q.scales,
+  };
+  assert.throws(() => planSageKernelGpu(i8, i8, v, { qkFormat: 'nvfp4' }), DTypeError);
+  // NVFP4 P needs NVFP4 V and the reverse; 'direct' needs NVFP4 P; ΔS of the wrong shape
+  assert.throws(
+    () => planSageKernelGpu(q, q, v, { qkFormat: 'nvfp4', pFormat: 'nvfp4' }),
+    UnsupportedOptionError,
+  );
+  assert.throws(
+    () => planSageKernelGpu(q, q, vq, { qkFormat: 'nvfp4', pFormat: 'float8_e4m3fn' }),
+    UnsupportedOptionError,
+  );
+  assert.throws(
+    () => planSageKernelGpu(q, q, v, { qkFormat: 'nvfp4', pScaling: 'direct' }),
+    UnsupportedOptionError,
+  );
+  const ds = upload(rt, tensor(new Float32Array(2 * 40), [1, 2, 1, 40], 'float32'));
+  assert.throws(
+    () => planSageKernelGpu(q, q, vq, { qkFormat: 'nvfp4', pFormat: 'nvfp4', deltaS: ds, blockQ: 32 }),
+    ShapeError,
+  );
+  assert.doesNotThrow(() =>
+    planSageKernelGpu(q, q, vq, {
+      qkFormat: 'nvfp4',
+      pFormat: 'nvfp4',
+      deltaS: ds,
+      blockQ: 64,
+    }).destroyTemporaries(),
+  );
 });

@@ -228,7 +228,7 @@ test(
           return () => undefined;
         });
         const values = decode('float16', (await download(plan.values)).data as Uint16Array);
-        const factors = plan.factors ? ((await download(plan.factors)).data as Float32Array) : undefined;
+        const factors = (await download(plan.factors)).data as Float32Array;
         plan.destroy();
         const codes = decode('float4_e2m1fn', cpu.codes.data as Uint8Array);
         const scales = cpu.scales.data as Float32Array;
@@ -240,14 +240,13 @@ test(
           const bhn =
             layout === 'HND' ? t : (Math.floor(t / 63) * 3 + (t % 3)) * 21 + (Math.floor(t / 3) % 21);
           const exact = codes[i] * scales[bhn * G + Math.floor(d / g)];
-          const factor = factors ? factors[bhn] : 1;
+          const factor = factors[bhn];
           assert.equal(values[i] * factor, exact, `${f.format} ${layout} element ${i}`);
         }
-        if (factors) {
-          // the factor is the token's largest group scale
-          for (let t = 0; t < factors.length; t++) {
-            assert.equal(factors[t], Math.max(...scales.subarray(t * G, (t + 1) * G)), `factor ${t}`);
-          }
+        // MXFP4: the factor is the token's largest group scale; NVFP4: 1
+        for (let t = 0; t < factors.length; t++) {
+          const want = f.format === 'nvfp4' ? 1 : Math.max(...scales.subarray(t * G, (t + 1) * G));
+          assert.equal(factors[t], want, `${f.format} factor ${t}`);
         }
       }
     }

@@ -59,7 +59,7 @@ test('GPU per-channel V quantization equals the CPU quantizer within float round
 });
 
 test(
-  'sageAttention on GPU tensors: every step on the GPU equals the CPU steps (sage1, sage2, sage2++, INT4 Q/K)',
+  'sageAttention on GPU tensors: every step on the GPU equals the CPU steps (sage1, sage2, sage2++, sage3, INT4, MXFP4 Q/K, Q smoothing)',
   { skip },
   async () => {
     const [B, H, N, D] = [1, 2, 200, 64];
@@ -76,10 +76,23 @@ test(
       { preset: 'sage2' },
       { preset: 'sage2++' },
       { preset: 'sage2', qk: { kind: 'int4', granularity: 'per-thread' } },
+      { preset: 'sage3' },
+      { preset: 'sage3', pScaling: 'direct' },
+      { preset: 'sage3', qk: { kind: 'mxfp4' }, smoothV: true },
+      { preset: 'sage2', qk: { kind: 'mxfp4', scaleRule: 'ocp' } },
+      { preset: 'sage2', smoothQ: true },
+      { preset: 'sage1', smoothQ: true },
     ] as const;
+    // cosine to float64 on this input (the same on the CPU): INT4 0.980; NVFP4 Q/K/V/P 0.981 (direct P
+    // 0.980); MXFP4 Q/K with NVFP4 P/V 0.977, with E4M3 P/V 0.986; the INT8 presets ≥ 0.9994
+    const minCosine = (sage: (typeof configs)[number]): number =>
+      'qk' in sage || sage.preset === 'sage3' ? 0.97 : 0.9985;
     for (const sage of configs) {
       const preset = JSON.stringify(sage);
-      for (const causal of [false, true]) {
+      // causal masking is shared by every configuration: the presets run both ways, the overrides one
+      for (const causal of 'qk' in sage || 'smoothQ' in sage || 'pScaling' in sage
+        ? [false]
+        : [false, true]) {
         // the CPU steps with the GPU kernels' 32-key softmax step (kernel-cpu.ts tileK)
         const resolved = resolveSageOptions(q, k, v, { ...sage, causal, returnLse: true });
         const qk = quantizeQK(q, k, quantizeQKOptions(resolved));
@@ -88,6 +101,7 @@ test(
           causal,
           returnLse: true,
           pFormat: resolved.config.pFormat,
+          pScaling: resolved.config.pScaling,
           pvAccum: resolved.config.pvAccum,
           q,
           tileK: 32,
@@ -100,15 +114,17 @@ test(
         const out = await download(g.out);
         const lse = await download(g.lse);
         // float rounding apart: f32 PV accumulation vs the modelled FP22/fp16 buffers, f32 logits and exp2,
-        // and quantizer codes that may differ where a value sits within float rounding of a boundary
+        // and quantizer codes that may differ where a value sits within float rounding of a boundary.
+        // fp32-accumulated NVFP4 (no accumulator model, FP4 codes equal to the CPU's) agrees to 1e-6.
         const err = metrics.relL1(out, cpu.out);
-        assert.ok(err < 2e-3, `${preset} causal=${causal}: relative L1 to the CPU steps ${err}`);
+        const tol = resolved.config.pvAccum === 'fp32' && resolved.config.pFormat === 'nvfp4' ? 2e-5 : 2e-3;
+        assert.ok(err < tol, `${preset} causal=${causal}: relative L1 to the CPU steps ${err}`);
         const lerr = metrics.relL1(lse, cpu.lse);
         assert.ok(lerr < 1e-5, `${preset} causal=${causal}: LSE relative L1 ${lerr}`);
         if (!causal) {
           // INT4 Q/K (0.980 on this input, on the CPU as on the GPU) is far coarser than the INT8 presets
           const cos = metrics.cosine(out, ref.out);
-          assert.ok(cos > ('qk' in sage ? 0.97 : 0.9985), `${preset}: cosine to float64 ${cos}`);
+          assert.ok(cos > minCosine(sage), `${preset}: cosine to float64 ${cos}`);
         }
       }
     }
@@ -117,8 +133,11 @@ test(
 
 test('sageAttention on GPU tensors refuses what runs on the CPU only', { skip }, () => {
   const x = upload(rt, randn([1, 1, 16, 32], { seed: 1 }));
-  assert.throws(() => sageAttention(x, x, x, { preset: 'sage3' }), UnsupportedOptionError);
-  assert.throws(() => sageAttention(x, x, x, { preset: 'sage2', smoothQ: true }), UnsupportedOptionError);
+  assert.throws(
+    () => sageAttention(x, x, x, { preset: 'sage2', qk: { kind: 'none' } }),
+    UnsupportedOptionError,
+  );
+  assert.throws(() => sageAttention(x, x, x, { preset: 'sage1', smoothV: true }), UnsupportedOptionError);
   assert.throws(
     () => sageAttention(x, x, x, { preset: 'sage2', nanPolicy: 'error' }),
     UnsupportedOptionError,
@@ -131,8 +150,16 @@ test(
   { skip },
   async () => {
     for (const c of sharedCases('float32')) {
-      for (const preset of ['sage1', 'sage2'] as const) {
-        const opts = { ...c.opts, preset, returnLse: true } as const;
+      for (const sage of [
+        { preset: 'sage1' },
+        { preset: 'sage2' },
+        { preset: 'sage3' },
+        { preset: 'sage2', qk: { kind: 'mxfp4' } },
+      ] as const) {
+        // the long sequences once per Q/K kind (their cost is the CPU emulation)
+        if (c.name.startsWith('length 1000') && sage.preset === 'sage1') continue;
+        if (c.name.startsWith('length 1000') && 'qk' in sage) continue;
+        const opts = { ...c.opts, ...sage, returnLse: true } as const;
         const resolved = resolveSageOptions(c.q, c.k, c.v, opts);
         const qk = quantizeQK(c.q, c.k, quantizeQKOptions(resolved));
         const vq = quantizeV(c.v, quantizeVOptions(resolved));
@@ -141,6 +168,7 @@ test(
           causalAlignment: resolved.problem.causalAlignment,
           returnLse: true,
           pFormat: resolved.config.pFormat,
+          pScaling: resolved.config.pScaling,
           pvAccum: resolved.config.pvAccum,
           q: c.q,
           tileK: 32,
@@ -148,7 +176,7 @@ test(
         const g = sageAttention(upload(rt, c.q), upload(rt, c.k), upload(rt, c.v), opts);
         const out = (await download(g.out)).data as Float32Array;
         const lse = (await download(g.lse)).data as Float32Array;
-        const name = `${c.name} [${preset}]`;
+        const name = `${c.name} ${JSON.stringify(sage)}`;
         assert.ok(!out.some(Number.isNaN) && !lse.some(Number.isNaN), `${name}: NaN`);
         const err = metrics.relL1(out, cpu.out.data as Float32Array);
         assert.ok(
