@@ -9,6 +9,7 @@ import { sagebwdFinetune } from './sagebwd-finetune.js';
 import { sparseEval } from './sparse-eval.js';
 import { int8Glu } from './int8-glu.js';
 import { mxfp4Oscillation } from './mxfp4-oscillation.js';
+import { vrpoExperiment } from './vrpo.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
   sageAccuracy,
@@ -17,6 +18,7 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   sparseEval,
   int8Glu,
   mxfp4Oscillation,
+  vrpoExperiment,
 ];
 
 /** The experiment called `name`, if there is one. */
