@@ -64,7 +64,7 @@ Options:
                         naming the method, backend, adapter, kernel tier and sparq version. The file is
                         written atomically (a temporary file renamed into place).
   --backend <name>      cpu, webgpu or auto (default auto: WebGPU when an adapter exists and the method
-                        runs there, else the CPU, saying why on stderr). sage3 runs on the CPU only.
+                        runs there, else the CPU, saying why on stderr). Every method runs on both.
   --layout <layout>     HND = [B, H, N, D] (default) or NHD = [B, N, H, D]; the output has the same.
   --causal              Causal mask.
   --causal-alignment <a>  top-left (default; key j kept iff j <= i) or bottom-right (j <= i + Nk - Nq).
