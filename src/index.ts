@@ -86,6 +86,7 @@ export {
   scaleGroupRules,
   type SageKernelGpuOptions,
   type Int8Operand,
+  type QKOperand,
   type VOperand,
 } from './attention/sage/kernel-gpu.js';
 export { type PVAccum, PV_ACCUMS } from './attention/sage/accumulate.js';
