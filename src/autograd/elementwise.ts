@@ -39,16 +39,32 @@ function defineBinary(name: string, spec: BinarySpec): (a: Var | number, b: Var 
   registerOp<undefined>(name, 'cpu', {
     forward([a, b]) {
       const shape = broadcastShapes(a.shape, b.shape);
+      const out = new Float64Array(shapeSize(shape));
+      // Same-shape operands (the common case: residuals, products of activations) need no index maps.
+      if (sameShape(a.shape, b.shape)) {
+        const x = a.data;
+        const y = b.data;
+        for (let k = 0; k < out.length; k++) out[k] = spec.f(x[k], y[k]);
+        return { out: f64(out, shape), saved: null };
+      }
       const ia = broadcastIndex(shape, a.shape);
       const ib = broadcastIndex(shape, b.shape);
-      const out = new Float64Array(shapeSize(shape));
       for (let k = 0; k < out.length; k++) out[k] = spec.f(a.data[ia[k]], b.data[ib[k]]);
       return { out: f64(out, shape), saved: [ia, ib] };
     },
     backward(g, { inputs: [a, b], saved, needs }) {
-      const [ia, ib] = saved as [Int32Array, Int32Array];
       const ga = needs[0] ? new Float64Array(g.size) : null;
       const gb = needs[1] ? new Float64Array(g.size) : null;
+      if (saved === null) {
+        for (let k = 0; k < g.size; k++) {
+          const x = a.data[k];
+          const y = b.data[k];
+          if (ga !== null) ga[k] = g.data[k] * spec.da(x, y);
+          if (gb !== null) gb[k] = g.data[k] * spec.db(x, y);
+        }
+        return [ga === null ? null : f64(ga, a.shape), gb === null ? null : f64(gb, b.shape)];
+      }
+      const [ia, ib] = saved as [Int32Array, Int32Array];
       for (let k = 0; k < g.size; k++) {
         const x = a.data[ia[k]];
         const y = b.data[ib[k]];
@@ -62,6 +78,10 @@ function defineBinary(name: string, spec: BinarySpec): (a: Var | number, b: Var 
     },
   });
   return (a, b) => applyOp(name, [lift(a), lift(b)], undefined);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /** A number as a scalar constant (shape [], broadcasts against anything). */

@@ -9,6 +9,8 @@ import { sagebwdFinetune } from './sagebwd-finetune.js';
 import { sparseEval } from './sparse-eval.js';
 import { int8Glu } from './int8-glu.js';
 import { mxfp4Oscillation } from './mxfp4-oscillation.js';
+import { gft2d } from './gft-2d.js';
+import { analyticPrecondExperiment } from './analytic-precond.js';
 import { vrpoExperiment } from './vrpo.js';
 
 export const EXPERIMENTS: readonly AnyExperiment[] = [
@@ -18,6 +20,8 @@ export const EXPERIMENTS: readonly AnyExperiment[] = [
   sparseEval,
   int8Glu,
   mxfp4Oscillation,
+  gft2d,
+  analyticPrecondExperiment,
   vrpoExperiment,
 ];
 
