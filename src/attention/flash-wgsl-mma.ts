@@ -352,14 +352,13 @@ var<workgroup> rescaleFlag: atomic<u32>;${
     sparse
       ? `
 ${sparse.declarations}
-var<workgroup> wgBlock: vec4<u32>;
-var<workgroup> wgTiles: u32;${
-          pv
-            ? `
+${
+  pv
+    ? `
 var<workgroup> pvKeep: array<atomic<u32>, ${BQ / G}>;
 var<workgroup> pvAny: array<atomic<u32>, ${BQ / G}>;`
-            : ''
-        }
+    : ''
+}
 // the first tile of a kept block at or after CSR entry e that starts below kEnd: (entry, first key, block end)
 fn firstTileFrom(lset: u32, e0: u32, e1: u32, kEnd: u32) -> vec3<u32> {
   var e = e0;
@@ -394,13 +393,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   const X8 = i8 ? 16 : 8;
   const SPARSE_HEADER = `  let qb = wid.x;
   let lset = layoutSet(b, h);
-  if (tid == 0u) {
-    let rows = queryBounds(lset, qb);
-    let kept = rowRange(lset, qb);
-    wgBlock = vec4<u32>(rows.x, rows.y, kept.x, kept.y);
-  }
-  // rows [u.x, u.y) of the query block, kept CSR entries [u.z, u.w)
-  let u = workgroupUniformLoad(&wgBlock);
+  // rows [u.x, u.y) of the query block, kept CSR entries [u.z, u.w); uniform (read-only storage)
+  let u = vec4<u32>(queryBounds(lset, qb), rowRange(lset, qb));
   let qTok = P.qTokenStride / ${X8}u;
   let kTok = P.kvTokenStride / ${X8}u;
   let vTok = P.kvTokenStride / ${vCodes ? 16 : 8}u;
@@ -428,19 +422,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   var lPart = 0.0;
   var alpha = 1.0;
   let kEnd = keysSeen(i32(min(q0 + ${BQ}u, u.y)) - 1);
-  // the chunk's key tiles below kEnd, counted by one invocation and made uniform through workgroup memory
-  workgroupBarrier();
-  if (tid == 0u) {
-    var n = 0u;
-    for (var e = u.z; e < u.w; e++) {
-      let kb = keyBounds(lset, LW[SP.colOff + e]);
-      let hi = min(kb.y, kEnd);
-      if (hi > kb.x) { n += (hi - kb.x + ${BK - 1}u) / ${BK}u; }
-    }
-    wgTiles = n;
-  }
-  let nTiles = workgroupUniformLoad(&wgTiles);
-  // the current tile: (CSR entry, first key, end of its kept block)
+  // the current key tile: (CSR entry, first key, end of its kept block); entry u.w when none is left.
+  // Computed from read-only storage and uniform values only, so loops over it are uniform.
   var cur = firstTileFrom(lset, u.z, u.w, kEnd);
 `;
   if (!sparse) {
@@ -495,6 +478,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   // the next (nxt.y, bounded by nxt.z)
   const next = sparse ? 'nxt.y' : `k0 + ${BK}u`;
   const first = sparse ? 'cur.y' : '0u';
+  const hasNext = sparse ? 'nxt.x < u.w' : 't + 1u < nTiles';
   const [bound, nextBound, firstBound] = sparse
     ? ['kHi', 'nxt.z', 'cur.z']
     : ['P.tokensKv', 'P.tokensKv', 'P.tokensKv'];
@@ -503,9 +487,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     loadTile(first, 'KV', firstBound);
     storeTile('K', first, firstBound);
   }
-  emit(`  for (var t = 0u; t < nTiles; t++) {${
+  emit(`  ${sparse ? 'loop {' : 'for (var t = 0u; t < nTiles; t++) {'}${
     sparse
       ? `
+    if (cur.x >= u.w) { break; }
     let k0 = cur.y;
     let kHi = cur.z;
     let nxt = advanceTile(lset, cur, u.w, kEnd);`
@@ -530,7 +515,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     }`);
   if (c.staging === 'prefetch') {
     storeTile('KV', 'k0', bound);
-    emit(`    workgroupBarrier();\n    if (t + 1u < nTiles) {`);
+    emit(`    workgroupBarrier();\n    if (${hasNext}) {`);
     loadTile(next, 'KV', nextBound);
     emit(`    }`);
   } else if (c.staging === 'direct') {
@@ -540,7 +525,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   } else {
     // K_t is in sK (stored after the previous S barrier); V_t waits in registers for sV to be free
     storeTile('V', 'k0', bound);
-    emit(`    if (t + 1u < nTiles) {`);
+    emit(`    if (${hasNext}) {`);
     loadTile(next, 'K', nextBound);
     emit(`    }`);
   }
@@ -595,7 +580,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   emit(`    workgroupBarrier();`);
   if (c.staging === 'split') {
     // sK is free once every warp's S is stored; the next V load overlaps the softmax and PV
-    emit(`    if (t + 1u < nTiles) {`);
+    emit(`    if (${hasNext}) {`);
     storeTile('K', next, nextBound);
     loadTile(next, 'V', nextBound);
     emit(`    }`);
