@@ -1,14 +1,16 @@
 /**
- * SageAttention kernel speed on the best WebGPU adapter: the presets' kernels (INT8 QKᵀ; fp16 or E4M3
- * P and V) from already-quantized operands, against sparq's dense f16 kernel on the same inputs' shapes
- * in the same run. TOPS = 4·B·H·N²·D / t, halved for causal; kernel time only (quantization excluded,
- * as the reference benchmarks do, sageattention.md §10).
+ * SageAttention kernel speed on the best WebGPU adapter: the presets' kernels (INT8 QKᵀ with fp16 or
+ * E4M3 P and V; sage3's NVFP4 Q/K with ΔS, two-level NVFP4 P and NVFP4 V) from already-quantized
+ * operands, against sparq's dense f16 kernel on the same inputs' shapes in the same run. TOPS =
+ * 4·B·H·N²·D / t, halved for causal; kernel time only (quantization excluded, as the reference
+ * benchmarks do, sageattention.md §10; sage3's kernel step includes decoding its FP4 Q/K codes to f16,
+ * sage/fp4-operand-gpu.ts), then end to end from float16 GPU tensors.
  */
 import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { planSageKernelGpu, scaleGroupRules } from '../src/attention/sage/kernel-gpu.js';
 import type { QKGranularity } from '../src/quant/types.js';
 import { describeAdapter } from '../src/gpu/capabilities.js';
-import { GpuTensor, upload } from '../src/gpu/gpu-tensor.js';
+import { GpuTensor, emptyGpu, upload } from '../src/gpu/gpu-tensor.js';
 import { Tensor } from '../src/core/tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
@@ -61,7 +63,9 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           const kc = randomGpu(rt, shape, 'int8', 5);
           // random bytes as E4M3 V codes (timing only)
           const vc = new GpuTensor(rt, randomGpu(rt, shape, 'int8', 8).buffer, shape, 'float8_e4m3fn');
-          const dense = await time(rt, planAttentionGpu(q16, k16, v16, { causal }), ctx.quick);
+          const densePlan = planAttentionGpu(q16, k16, v16, { causal });
+          const denseTier = densePlan.tier;
+          const dense = await time(rt, densePlan, ctx.quick);
           const denseTops = flops / (dense.kernelMs * 1e-3) / 1e12;
           rows.push({
             area: 'sage',
@@ -69,7 +73,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
             value: denseTops,
             unit: 'TFLOPS',
             backend: 'webgpu',
-            tier: 'subgroup-matrix',
+            tier: denseTier,
             device,
             notes: `${dense.kernelMs.toFixed(3)} ms (${dense.method}); baseline of the rows below`,
           });
@@ -127,8 +131,48 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
             });
             for (const x of [qs, ks, vScales]) x.destroy();
           }
+          {
+            // sage3: random bytes as E2M1 codes (the kernels read the low nibble: values of std ≈ 2.93),
+            // NVFP4 scales that give logits of std ≈ 1.5 in log2 units and V of std ≈ 1, and a ΔS of zeros
+            // [B, H, N/128, N] (its reads are what costs, not its values)
+            const fp4 = (t: GpuTensor) => new GpuTensor(rt, t.buffer, shape, 'float4_e2m1fn');
+            const sigmaLog2e = Math.LOG2E / Math.sqrt(headDim);
+            const delta = Math.sqrt(1.5 / (sigmaLog2e * 8.56 * Math.sqrt(headDim)));
+            const qs = scaleTensor(rt, [B, H, tokens, headDim / 16], delta);
+            const ks = scaleTensor(rt, [B, H, tokens, headDim / 16], delta);
+            const vs = scaleTensor(rt, [B, H, Math.ceil(tokens / 16), headDim], 1 / 2.93);
+            const deltaS = emptyGpu(rt, [B, H, Math.ceil(tokens / 128), tokens], 'float32', 'bench ΔS');
+            const plan = planSageKernelGpu(
+              { codes: fp4(qc), scales: qs },
+              { codes: fp4(kc), scales: ks },
+              { codes: fp4(vc), scales: vs },
+              { causal, qkFormat: 'nvfp4', pFormat: 'nvfp4', deltaS, blockQ: 128, blockK: 128 },
+            );
+            const tier = plan.tier;
+            const t = await time(rt, plan, ctx.quick);
+            const tops = flops / (t.kernelMs * 1e-3) / 1e12;
+            console.error(
+              `${label} sage3 [${tier}] ${t.kernelMs.toFixed(3)} ms ${tops.toFixed(1)} TOPS (dense ${denseTops.toFixed(1)})`,
+            );
+            rows.push({
+              area: 'sage',
+              name: `sage3 kernel (NVFP4 Q/K decoded to f16, ΔS, two-level NVFP4 P, NVFP4 V) ${label}`,
+              value: tops,
+              unit: 'TOPS',
+              backend: 'webgpu',
+              tier,
+              device,
+              notes: `${t.kernelMs.toFixed(3)} ms (${t.method}) including the Q/K FP4 → f16 decode; ${(tops / denseTops).toFixed(2)}× sparq dense f16 in the same run`,
+            });
+            for (const x of [qs, ks, vs, deltaS]) x.destroy();
+          }
           // end to end from float16 q, k, v on the GPU: smoothing, quantization, kernel (wall clock)
-          for (const preset of ['sage1', 'sage2'] as const) {
+          const steps: Record<string, string> = {
+            sage1: 'K mean, INT8 Q/K quantization, kernel',
+            sage2: 'K mean, INT8 Q/K and FP8 V quantization, kernel',
+            sage3: 'K mean, Q block means and ΔS, NVFP4 Q/K/V quantization, FP4 decode, kernel',
+          };
+          for (const preset of ['sage1', 'sage2', 'sage3'] as const) {
             const e2e: number[] = [];
             for (let i = 0; i < (ctx.quick ? 2 : 4); i++) {
               const t0 = performance.now();
@@ -146,7 +190,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               backend: 'webgpu',
               tier: kernelTier,
               device,
-              notes: `${ms.toFixed(2)} ms wall from float16 GPU tensors (K mean, INT8 Q/K and FP8 V quantization, kernel), median after a warm-up`,
+              notes: `${ms.toFixed(2)} ms wall from float16 GPU tensors (${steps[preset]}), median after a warm-up`,
             });
             console.error(`${label} ${preset} end-to-end ${ms.toFixed(2)} ms`);
           }
