@@ -3,7 +3,12 @@
 // Usage: node --import tsx tools/validate-wgsl.ts
 import { create, globals } from 'webgpu';
 import { scalarFlashWgsl } from '../src/attention/flash-wgsl-scalar.js';
-import { mmaFlashWgsl, DEFAULT_MMA_CONFIG, type MmaFlashConfig } from '../src/attention/flash-wgsl-mma.js';
+import {
+  mmaFlashWgsl,
+  DEFAULT_MMA_CONFIG,
+  defaultMmaConfig,
+  type MmaFlashConfig,
+} from '../src/attention/flash-wgsl-mma.js';
 
 Object.assign(globalThis, globals);
 
@@ -64,5 +69,24 @@ for (const D of [64, 128])
           };
           mma.push([`mma ${JSON.stringify(cfg)}`, mmaFlashWgsl(cfg)]);
         }
+// SageAttention3 on the tensor cores: FP4 Q/K as f16 with token factors, ΔS, NVFP4 P (one or two 16-key
+// groups per lane chunk, or half a group shared by shuffle at blockK 16) and NVFP4 V
+for (const D of [64, 128, 256])
+  for (const v of [
+    { deltaSBlock: 128 },
+    { pScaling: 'direct', staging: 'split' },
+    { blockK: 16 },
+    { rowsPerWarp: 32, warps: 4 },
+  ] as const) {
+    const cfg: MmaFlashConfig = {
+      ...defaultMmaConfig(D),
+      qk: 'f16',
+      qkScales: true,
+      pFormat: 'nvfp4',
+      vFormat: 'nvfp4',
+      ...v,
+    };
+    mma.push([`mma sage3 D=${D} ${JSON.stringify(v)}`, mmaFlashWgsl(cfg)]);
+  }
 failed += await check(['backend=null', 'enable-dawn-features=allow_unsafe_apis'], 'null', mma);
 process.exit(failed ? 1 : 0);

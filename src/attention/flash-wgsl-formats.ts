@@ -85,9 +85,9 @@ fn decodeFp4(c: u32) -> f32 {
   return select(mag, -mag, (c & 8u) != 0u);
 }
 fn roundE2M1(a: f32) -> f32 {
-  if (a < 2.0) { return round(a * 2.0) * 0.5; }
-  if (a < 4.0) { return round(a); }
-  return min(round(a * 0.5) * 2.0, 6.0);
+  let fine = round(a * 2.0) * 0.5;
+  let coarse = min(round(a * 0.5) * 2.0, 6.0);
+  return select(select(coarse, round(a), a < 4.0), fine, a < 2.0);
 }
 fn roundE4M3(x: f32) -> f32 {
   if (x < 0.015625) { return round(x * 512.0) / 512.0; }
@@ -104,9 +104,13 @@ export function nvfp4POffset(scaling: 'two-level' | 'direct'): string {
 }
 
 /**
- * nvfp4Group(max) = (s, E4M3(s)) with s = max/6 for a group of 16 P̃ values (SA3 §3.2 level 2): the
+ * nvfp4Group(max) = (1/s, E4M3(s)) with s = max/6 for a group of 16 P̃ values (SA3 §3.2 level 2): the
  * reference divides P̃ by the unrounded s and multiplies the E2M1 codes by the rounded one
- * (sage/p-quant.ts). Needs FP4_WGSL.
+ * (sage/p-quant.ts); here P̃ is multiplied by 1/s (0 for an all-zero group, whose P̃ are all 0), one
+ * reciprocal per group instead of a division per element. Needs FP4_WGSL.
  */
 export const NVFP4_GROUP_WGSL = `
-fn nvfp4Group(gmax: f32) -> vec2<f32> { let s = gmax / 6.0; return vec2<f32>(s, roundE4M3(s)); }`;
+fn nvfp4Group(gmax: f32) -> vec2<f32> {
+  let s = gmax / 6.0;
+  return vec2<f32>(select(0.0, 1.0 / s, s > 0.0), roundE4M3(s));
+}`;

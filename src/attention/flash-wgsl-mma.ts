@@ -669,9 +669,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
           emit(`      let gs${g} = nvfp4Group(gm${g});`);
           for (let e = 0; e < span; e++) {
             const i = g * span + e;
-            emit(
-              `      let p${i} = select(0.0, roundE2M1(pt${i} / gs${g}.x) * gs${g}.y, gs${g}.x > 0.0) * pScale;`,
-            );
+            emit(`      let p${i} = roundE2M1(pt${i} * gs${g}.x) * gs${g}.y * pScale;`);
           }
         }
       } else {

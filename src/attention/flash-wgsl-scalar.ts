@@ -283,7 +283,7 @@ var tileMax = ${NO_MAX};`;
   let gs = nvfp4Group(gmax);
   for (var j = g0; j < g1; j++) {
     l += s[j] * exp2(-${pOffset});
-    let p = select(0.0, roundE2M1(s[j] / gs.x) * gs.y, gs.x > 0.0) * exp2(-${pOffset});
+    let p = roundE2M1(s[j] * gs.x) * gs.y * exp2(-${pOffset});
     for (var d = 0u; d < ${D}u; d++) { acc[d] += p * f32(sV[j * ${D}u + d]); }
   }
 }`;

@@ -53,8 +53,8 @@ export function sageAttention(
 /**
  * softmax(σ·QKᵀ)·V computed as SageAttention does (preset 'sage1', 'sage2' (default), 'sage2++' or
  * 'sage3', each step overridable; see SageOptions and presets.ts). Host tensors (float32/float64/
- * float16/bfloat16) run the CPU emulation; GPU tensors (float16/float32) run every step on WebGPU
- * for the INT8 presets (sage-attention-gpu.ts says what runs there). Float32 out in the input layout,
+ * float16/bfloat16) run the CPU emulation; GPU tensors (float16/float32) run every step on WebGPU,
+ * every preset included (sage-attention-gpu.ts says what runs there). Float32 out in the input layout,
  * with the natural-log LSE [B, Hq, Nq] when `returnLse` is set.
  *
  * Hard inputs: fully masked rows give zeros and LSE −∞; all-zero groups and channels give zeros (the
