@@ -197,3 +197,43 @@ test(
     }
   },
 );
+
+test(
+  'sageAttention on GPU tensors: all-zero Q blocks, K tokens and V groups give no NaN and equal the CPU steps (sage3, MXFP4 Q/K)',
+  { skip },
+  async () => {
+    const [B, H, N, D] = [1, 2, 150, 32];
+    const zeroed = (seed: number, zero: (n: number, d: number) => boolean) =>
+      tensor(
+        (randn([B, H, N, D], { seed }).data as Float32Array).map((x, i) =>
+          zero(Math.floor(i / D) % N, i % D) ? 0 : x,
+        ),
+        [B, H, N, D],
+        'float32',
+      );
+    // Q: its whole first smoothing block (128 tokens) zero; K: tokens 40..79 zero and one channel group
+    // zero everywhere; V: a 16-token group and the partial last group zero
+    const q = zeroed(21, (n) => n < 128);
+    const k = zeroed(22, (n, d) => (n >= 40 && n < 80) || d < 16);
+    const v = zeroed(23, (n) => (n >= 32 && n < 48) || n >= 144);
+    for (const sage of [{ preset: 'sage3' }, { preset: 'sage3', qk: { kind: 'mxfp4' } }] as const) {
+      const resolved = resolveSageOptions(q, k, v, { ...sage, returnLse: true });
+      const qk = quantizeQK(q, k, quantizeQKOptions(resolved));
+      const vq = quantizeV(v, quantizeVOptions(resolved));
+      const cpu = sageKernelCpu(qk, vq, {
+        returnLse: true,
+        pFormat: resolved.config.pFormat,
+        pvAccum: resolved.config.pvAccum,
+        q,
+        tileK: 32,
+      });
+      const g = sageAttention(upload(rt, q), upload(rt, k), upload(rt, v), { ...sage, returnLse: true });
+      const out = (await download(g.out)).data as Float32Array;
+      const lse = (await download(g.lse)).data as Float32Array;
+      assert.ok(!out.some(Number.isNaN) && !lse.some(Number.isNaN), `${JSON.stringify(sage)}: NaN`);
+      const err = metrics.relL1(out, cpu.out.data as Float32Array);
+      assert.ok(err < 2e-5, `${JSON.stringify(sage)}: relative L1 ${err}`);
+      assert.ok(metrics.relL1(lse, cpu.lse.data as Float32Array) < 1e-6, `${JSON.stringify(sage)}: LSE`);
+    }
+  },
+);
