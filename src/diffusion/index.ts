@@ -62,6 +62,67 @@ export {
 } from './sliced-wasserstein.js';
 export { mmdRbf, medianBandwidth, type MmdOptions, type MmdResult } from './mmd.js';
 
+// GFT (guidance-free training): the objective, one-forward sampling at β = 1/w, logit interpolation;
+// the CFG training loss and the small conditional MLP denoiser the toys train.
+export {
+  type GftNetwork,
+  type GftLossOptions,
+  type GftLossResult,
+  gftLoss,
+  gftBetaForGuidance,
+  gftEpsModel,
+} from './gft.js';
+export { gftInterpolateLogits, gftLogitLoss } from './gft-logits.js';
+export {
+  type EpsNetwork,
+  type NoisedBatch,
+  type EpsilonLossOptions,
+  epsilonLoss,
+  noiseBatch,
+  dropLabels,
+  meanSquaredError,
+} from './epsilon-loss.js';
+export { ConditionalMlp, type ConditionalMlpConfig, type ScalarCondition } from './conditional-mlp.js';
+export { sinusoidalEmbedding } from './sinusoidal-embedding.js';
+export { emaUpdate, copyParameters } from './parameter-ema.js';
+
+// Consistency-trajectory distillation: CTM's and the analytic preconditioning, the exact teacher and
+// its ODE, the consistency gap, the CTM student and losses.
+export {
+  type JumpCoefficients,
+  type ConsistencyPreconditioning,
+  ctmPreconditioning,
+  checkJumpTimes,
+} from './consistency-preconditioning.js';
+export {
+  type LRule,
+  type SRule,
+  type JumpForm,
+  type AnalyticProfileOptions,
+  type AnalyticPreconditioningOptions,
+  type AnalyticPreconditioning,
+  AnalyticProfile,
+  analyticPreconditioning,
+  finiteDifferenceTrace,
+} from './analytic-precond.js';
+export {
+  type EdmTeacher,
+  mixtureTeacher,
+  solveTeacherOde,
+  solveTeacherOdeAt,
+  teacherHeunStep,
+} from './teacher.js';
+export {
+  type JumpFunction,
+  type NamedJump,
+  type GapPoint,
+  type ConsistencyGapOptions,
+  consistencyGaps,
+  teacherInitialisedJump,
+} from './consistency-gap.js';
+export { ConsistencyStudent, ctmLoss, prefitLoss, sampleJumpPairs } from './ctm.js';
+export { gaussLegendre, type GaussLegendre } from './gauss-legendre.js';
+
 // Masked diffusion LM and VRPO (LLaDA 1.5): forward masking, mask predictor, ELBO estimators and their
 // exact values, SFT loss, low-confidence-remasking sampler, DPO on ELBOs, VRPO allocation and
 // antithetic sampling.
