@@ -392,6 +392,20 @@ export const sagebwdFinetune = defineExperiment<SageBwdFinetuneConfig, SageBwdFi
         return { step, arm, loss: s.mean, std: s.std ?? 0 };
       }),
     );
+    const gapValues = arms
+      .filter((a) => a !== 'full precision')
+      .flatMap((arm) =>
+        steps.map((step, i) => {
+          const g = meanStd(
+            runs.map(
+              (r) =>
+                (r.finetune[arm]?.validation[i] as number) -
+                (r.finetune['full precision']?.validation[i] as number),
+            ),
+          );
+          return { step, arm, gap: g.mean, std: g.std ?? 0 };
+        }),
+      );
     const sageArm = arms.find((a) => a === 'sagebwd') ?? arms[arms.length - 1];
     const sageFinal = meanStd(final(sageArm));
     return {
@@ -411,6 +425,23 @@ export const sagebwdFinetune = defineExperiment<SageBwdFinetuneConfig, SageBwdFi
           yTitle: 'validation loss (nats/char)',
           series: 'arm',
           std: 'std',
+        }),
+        linePlot({
+          id: 'finetune-gap',
+          caption:
+            `Paired gap of the fine-tuning validation loss, SageBwd arm − full precision (same checkpoint, same batches), ` +
+            `mean ± std over ${runs.length} seeds; the dashed lines are 0 and the pre-registered 1 % threshold.`,
+          values: gapValues,
+          x: 'step',
+          y: 'gap',
+          xTitle: 'fine-tuning step',
+          yTitle: 'validation loss gap (nats/char)',
+          series: 'arm',
+          std: 'std',
+          rules: [
+            { y: 0, label: 'no gap' },
+            { y: MATCH_FRACTION * fp.mean, label: `${MATCH_FRACTION * 100} % of the final loss` },
+          ],
         }),
       ],
       headlines: [

@@ -49,7 +49,10 @@ test('sagebwd-finetune on a tiny config: deterministic per seed, both arms fine-
   const last = sage.train.slice(-3).reduce((s, x) => s + x) / 3;
   assert.ok(last < first, `train loss ${first} → ${last}`);
   assert.equal(a.summary.findings.length, 1);
-  assert.equal(a.summary.plots[0].id, 'finetune-validation-loss');
+  assert.deepEqual(
+    a.summary.plots.map((p) => p.id),
+    ['finetune-validation-loss', 'finetune-gap'],
+  );
   // another seed gives another run
   const c = await run({ ...TINY, pretrainSteps: 20 });
   assert.deepEqual(reproducibleRecord(c).runs, reproducibleRecord(a).runs);
