@@ -254,6 +254,13 @@ export function planSageKernelGpu(
         `deltaS must be float32 ${formatShape(shape)} (one row per blockQ = ${tiles.blockQ} Q tokens); got ${opts.deltaS.dtype} ${formatShape(opts.deltaS.shape)}`,
       );
     }
+    // ΔS is B·Hq·⌈Nq/blockQ⌉·Nk floats, as the reference's delta_s (SA3 §7.3): 1 GiB at B 2, H 16, N 32k
+    const max = runtime.caps.limits.maxStorageBufferBindingSize;
+    if (opts.deltaS.byteLength > max) {
+      throw new ShapeError(
+        `deltaS has ${opts.deltaS.byteLength} bytes, above this device's maxStorageBufferBindingSize (${max}); split the batch or heads`,
+      );
+    }
   }
   // FP4 Q/K: one factor per token (fp4-operand-gpu.ts), so the per-token rule of the INT8 scales
   const rules = fp4
