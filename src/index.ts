@@ -92,6 +92,93 @@ export {
 export { type PVAccum, PV_ACCUMS } from './attention/sage/accumulate.js';
 export { quantizeP, pExponentOffset, E4M3_P_OFFSET } from './attention/sage/p-quant.js';
 
+// Block-sparse attention (CPU and WebGPU; fixed tiles or variable segments, stage-2 PV skip, optional
+// Sage quantization on the CPU), its layouts, and SpargeAttn (stage-1 block map, calibration, token orders)
+export { blockSparseAttention } from './attention/sparse/block-sparse.js';
+export { blockSparseAttentionCpu } from './attention/sparse/block-sparse-cpu.js';
+export {
+  blockSparseAttentionGpu,
+  planBlockSparseGpu,
+  readBlockSparseStats,
+  type GpuBlockSparsePlan,
+  type GpuBlockSparseStats,
+} from './attention/sparse/block-sparse-gpu.js';
+export {
+  type BlockSparseOptions,
+  type BlockSparseStats,
+  type BlockSparseWithStats,
+  type BlockSparseSage,
+} from './attention/sparse/block-sparse-options.js';
+export {
+  type BlockSparseLayout,
+  type FixedBlockLayout,
+  type VariableBlockLayout,
+  assertBlockLayout,
+  layoutDensity,
+  layoutToMask,
+  numQueryBlocks,
+  numKeyBlocks,
+} from './attention/sparse/block-layout.js';
+export {
+  layoutFromBlockMap,
+  layoutFromTokenPredicate,
+  layoutFromSegments,
+  bandLayout,
+  denseLayout,
+  type FixedTiling,
+  type BandOptions,
+  type SegmentOptions,
+  type TokenPredicate,
+} from './attention/sparse/layout-builders.js';
+export {
+  spargeBlockMap,
+  spargeBlockStatistics,
+  selectBlocks,
+  type SpargeBlockMap,
+  type SpargeMapStats,
+  type SpargeBlockStatistics,
+} from './attention/sparse/sparge-block-map.js';
+export {
+  type SpargeBlockMapOptions,
+  type CdfRule,
+  type PerHead,
+  SPARGE_TOPK_DEFAULTS,
+  SPARGE_CDF_DEFAULTS,
+} from './attention/sparse/sparge-options.js';
+export {
+  spargeAttention,
+  type SpargeAttentionOptions,
+  type SpargeResult,
+  type SpargeStats,
+} from './attention/sparse/sparge-attention.js';
+export {
+  calibrateSparge,
+  type CalibrateSpargeOptions,
+  type CalibrationSample,
+  type CalibrationPoint,
+  type SpargeCalibration,
+} from './attention/sparse/sparge-calibrate.js';
+export {
+  spargeParamsToJson,
+  spargeParamsFromJson,
+  assertSpargeParams,
+  type SpargeParams,
+} from './attention/sparse/sparge-params.js';
+export {
+  rowMajorOrder,
+  timeMajorOrder,
+  hilbertOrder3d,
+  hilbertIndex3d,
+  hilbertJumps,
+  randomOrder,
+  applyTokenOrder,
+  restoreTokenOrder,
+  restoreTokenOrderLse,
+  type TokenOrder,
+  type TokenOrderName,
+  type TokenOrderApply,
+} from './attention/sparse/token-orders.js';
+
 // Sparse VideoGen and SVG2 (plan → permute → block-sparse kernel → inverse permute), the synthetic video
 // workload they are evaluated on, k-means (CPU and WebGPU) and the token permutations
 export { svgAttention } from './attention/sparse/svg.js';

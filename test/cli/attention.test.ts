@@ -212,7 +212,7 @@ describe('sparq attention options and errors', { concurrency: true }, () => {
 
   test('bad option values exit 2 with usage; --help prints the usage', async () => {
     const runs = await Promise.all([
-      sparq(['--in', qkv, '--method', 'sparge']),
+      sparq(['--in', qkv, '--method', 'sparse']),
       sparq(['--in', qkv, '--method', 'dense', '--sm-scale=-1']),
       sparq(['--in', qkv, '--method', 'dense', '--backend', 'cuda']),
       sparq(['--in', qkv, '--method', 'dense', '--layout', 'BHND']),
@@ -221,7 +221,7 @@ describe('sparq attention options and errors', { concurrency: true }, () => {
       sparq(['--in', qkv, '--method', 'dense', '--frobnicate']),
     ]);
     const expected = [
-      /--method must be one of dense, sage1, sage2, sage2\+\+, sage3, svg, svg2; got 'sparge'/,
+      /--method must be one of dense, sage1, sage2, sage2\+\+, sage3, svg, svg2, sparge; got 'sparse'/,
       /--sm-scale must be a finite number > 0; got '-1'/,
       /--backend must be one of auto, cpu, webgpu; got 'cuda'/,
       /--layout must be one of HND, NHD; got 'BHND'/,
@@ -239,7 +239,7 @@ describe('sparq attention options and errors', { concurrency: true }, () => {
     assert.equal(help.status, 0);
     assert.match(
       help.stdout,
-      /^Usage: sparq attention --in <qkv\.safetensors> --method <dense\|sage1\|sage2\|sage2\+\+\|sage3\|svg\|svg2>/,
+      /^Usage: sparq attention --in <qkv\.safetensors> --method <dense\|sage1\|sage2\|sage2\+\+\|sage3\|svg\|svg2\|sparge>/,
     );
     assert.match(help.stdout, /sparse video methods svg \(Sparse\s+VideoGen/);
   });

@@ -2,8 +2,10 @@
  * `sparq attention`: runs one attention method of sparq on q, k and v read from a safetensors file (for
  * instance tensors captured from a real model), writes the output and optionally the LSE, and with
  * `--compare` scores it against the float64 oracle. Only the methods that exist are offered; svg and
- * svg2 take the clip's geometry (--frames, --height, --width, --prefix-tokens).
+ * svg2 take the clip's geometry (--frames, --height, --width, --prefix-tokens); sparge takes
+ * SpargeAttn's hyperparameters or a calibrated parameter file.
  */
+import { readFileSync } from 'node:fs';
 import { DTypeError, UnsupportedOptionError } from '../../core/errors.js';
 import { isCodedFloat } from '../../core/dtype.js';
 import { type Tensor, formatShape, tensor } from '../../core/tensor.js';
@@ -27,13 +29,15 @@ import { resolveSageOptions } from '../../attention/sage/options.js';
 import { SAGE_PRESETS } from '../../attention/sage/presets.js';
 import { svgAttention } from '../../attention/sparse/svg.js';
 import { svg2Attention } from '../../attention/sparse/svg2.js';
+import { type SpargeAttentionOptions, spargeAttention } from '../../attention/sparse/sparge-attention.js';
+import { type SpargeParams, spargeParamsFromJson } from '../../attention/sparse/sparge-params.js';
 import { readSafetensors, writeSafetensorsFile } from '../../io/safetensors-file.js';
 import { parseCount } from '../parse-numbers.js';
 import { type CliIo, type CommandArgs, EXIT, type OptionSpec, UsageError } from '../command.js';
 import { sparqVersion } from '../version.js';
 import { resultsJson } from '../../io/json-results.js';
 
-const METHODS = ['dense', ...SAGE_PRESETS, 'svg', 'svg2'] as const;
+const METHODS = ['dense', ...SAGE_PRESETS, 'svg', 'svg2', 'sparge'] as const;
 type Method = (typeof METHODS)[number];
 const BACKEND_CHOICES = ['auto', 'cpu', 'webgpu'] as const;
 
@@ -45,13 +49,16 @@ export const usage = `Usage: sparq attention --in <qkv.safetensors> --method <${
                        [--lse] [--compare] [--q <name>] [--k <name>] [--v <name>] [--json]
                        svg, svg2: [--frames F --height H --width W] [--prefix-tokens P]
                        svg: [--density s]   svg2: [--q-clusters C] [--k-clusters C] [--top-p p]
+                       sparge: [--topk p | --cdf-threshold t] [--sim-threshold x] [--pv-threshold x]
+                               [--params <calibrated.json>]
 
 Runs one attention method on the q, k and v tensors of a safetensors file, e.g. activations captured
 from a real model. Methods: dense (exact softmax attention, FlashAttention-2 tiling) and the
 SageAttention presets sage1, sage2, sage2++ and sage3, and the sparse video methods svg (Sparse
 VideoGen: per-head spatial/temporal band from online profiling) and svg2 (SVG2: k-means clusters of Q
 and K, top-p cluster pairs), which attend a clip to itself: q, k, v hold P prefix (text) tokens and
-then F frames of H·W tokens, frame-major.
+then F frames of H·W tokens, frame-major; and sparge (SpargeAttn: a block map predicted from pooled
+Q and K blocks, 128 × 64 blocks, then block-sparse attention with its PV skip).
 
 Inputs may have any float dtype; q, k and v may differ. The CPU backend takes float64, float32,
 float16 and bfloat16 as they are (other float formats, or mixed dtypes, are converted to float32); the
@@ -79,6 +86,12 @@ Options:
   --density <s>         svg: fraction of the attention matrix its band keeps (default 0.25).
   --q-clusters, --k-clusters <n>  svg2: k-means clusters of Q and of K per head (default 50, 200).
   --top-p <p>           svg2: attention mass of the kept cluster pairs (default 0.9).
+  --topk <p>            sparge: keep ⌊p·#key blocks⌋ blocks per query block (default 0.5).
+  --cdf-threshold <t>   sparge: keep the blocks within cumulative probability t instead (TopCdf).
+  --sim-threshold <x>   sparge: block self-similarity threshold θ in [-1, 1] (default -0.1 with
+                        --topk, 0.6 with --cdf-threshold).
+  --pv-threshold <x>    sparge: stage-2 PV-skip threshold pvthreshd (default 50: almost never skips).
+  --params <file>       sparge: per-head parameters from calibrateSparge (JSON).
   --json                Print one JSON document on stdout and nothing else. Non-finite numbers are
                         written as the strings "Infinity", "-Infinity" and "NaN".
   -h, --help            Show this help.
@@ -112,6 +125,11 @@ export const options: Record<string, OptionSpec> = {
   'q-clusters': { type: 'string' },
   'k-clusters': { type: 'string' },
   'top-p': { type: 'string' },
+  topk: { type: 'string' },
+  'cdf-threshold': { type: 'string' },
+  'sim-threshold': { type: 'string' },
+  'pv-threshold': { type: 'string' },
+  params: { type: 'string' },
 };
 
 /** A fraction in (0, 1], written as a decimal. */
@@ -148,7 +166,38 @@ function sparseOptions(values: CommandArgs['values'], method: Method): Record<st
     if (topP !== undefined) out.topP = topP;
   }
   if (method === 'svg' || method === 'svg2') count('prefix-tokens', 'prefixTokens', true);
+  if (method === 'sparge') {
+    const topk = parseFraction(values.topk as string | undefined, '--topk');
+    if (topk !== undefined) out.topk = topk;
+    const tau = parseFraction(values['cdf-threshold'] as string | undefined, '--cdf-threshold');
+    if (tau !== undefined) out.cdfThreshold = tau;
+    const theta = parseReal(values['sim-threshold'] as string | undefined, '--sim-threshold', -1, 1);
+    if (theta !== undefined) out.simThreshold = theta;
+    const pv = parseReal(values['pv-threshold'] as string | undefined, '--pv-threshold', 0, 50);
+    if (pv !== undefined) out.pvThreshold = pv;
+  }
   return out;
+}
+
+/** A number in [lo, hi], written as a decimal. */
+function parseReal(text: string | undefined, option: string, lo: number, hi: number): number | undefined {
+  if (text === undefined) return undefined;
+  const x = Number(text);
+  if (!/^-?[0-9.]+$/.test(text) || !(x >= lo && x <= hi)) {
+    throw new UsageError(`${option} must be a number in [${lo}, ${hi}]; got '${text}'`);
+  }
+  return x;
+}
+
+/** --params: a SpargeAttn parameter file; unreadable or malformed is a failure (exit 1). */
+function readSpargeParams(file: string): SpargeParams {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliFailure(`cannot read --params ${file}: ${(e as Error).message}`);
+  }
+  return spargeParamsFromJson(text);
 }
 
 /** The oracle comparison; `lseMaxAbsError` only when the LSE was asked for. */
@@ -259,7 +308,7 @@ async function chooseBackend(
 ): Promise<{ backend: 'cpu' | 'webgpu'; runtime?: GpuRuntime }> {
   if (requested === 'cpu') return { backend: 'cpu' };
   const why =
-    method === 'dense' || method === 'svg' || method === 'svg2'
+    method === 'dense' || method === 'svg' || method === 'svg2' || method === 'sparge'
       ? undefined
       : gpuUnsupportedReason(
           resolveSageOptions(inputs[0], inputs[1], inputs[2], { ...attentionOpts, preset: method }),
@@ -285,7 +334,7 @@ async function runMethod(
   [q, k, v]: readonly Tensor[],
   opts: AttentionOptions,
   runtime: GpuRuntime | undefined,
-  sparse: Record<string, number>,
+  sparse: Record<string, unknown>,
 ): Promise<{ out: Tensor; lse?: Tensor; tier: string | null }> {
   if (runtime === undefined) {
     const r: AttentionResult<Tensor> =
@@ -298,7 +347,12 @@ async function runMethod(
             })
           : method === 'svg2'
             ? svg2Attention(q, k, v, { ...opts, ...sparse })
-            : sageAttention(q, k, v, { ...opts, preset: method });
+            : method === 'sparge'
+              ? (spargeAttention(q, k, v, {
+                  ...opts,
+                  ...sparse,
+                } as SpargeAttentionOptions) as AttentionResult<Tensor<'float32'>>)
+              : sageAttention(q, k, v, { ...opts, preset: method });
     return 'out' in r ? { out: r.out, lse: r.lse, tier: null } : { out: r, tier: null };
   }
   const [gq, gk, gv] = [q, k, v].map((t, i) => upload(runtime, t, 'qkv'[i]));
@@ -317,6 +371,8 @@ async function runMethod(
       });
     } else if (method === 'svg2') {
       r = await svg2Attention(gq, gk, gv, { ...opts, ...sparse });
+    } else if (method === 'sparge') {
+      r = await spargeAttention(gq, gk, gv, { ...opts, ...sparse } as SpargeAttentionOptions);
     } else {
       r = sageAttention(gq, gk, gv, { ...opts, preset: method });
     }
@@ -379,10 +435,13 @@ export async function run(args: CommandArgs, io: CliIo): Promise<number> {
     ...(smScale === undefined ? {} : { smScale }),
   };
   const names = [values.q, values.k, values.v] as string[];
-  const sparse = sparseOptions(values, method);
+  const sparse: Record<string, unknown> = sparseOptions(values, method);
   let runtime: GpuRuntime | undefined;
   try {
     const raw = readInputs(file, names);
+    if (method === 'sparge' && values.params !== undefined) {
+      sparse.params = readSpargeParams(values.params as string);
+    }
     // validated on the host first, so a shape error comes before any GPU work
     const hostInputs = toComputeDtype(raw, 'cpu');
     const problem = resolveAttentionProblem(hostInputs[0], hostInputs[1], hostInputs[2], attentionOpts);
