@@ -1,8 +1,19 @@
 /**
- * `sparq eval sparse`: Sparse VideoGen (SVG), SVG2 and dense attention on the synthetic video workload
+ * `sparq eval sparse`: SpargeAttn, Sparse VideoGen (SVG), SVG2 and dense attention on the synthetic video workload
  * (attention/sparse/video-workload.ts; sparse_attention.md §5), per head type (spatial, temporal,
  * semantic): density, attention recall, relative L1 and cosine similarity against float64 attention,
  * with the failure cases the papers admit, and CPU time vs dense.
+ *
+ * SpargeAttn runs stage 1 (spargeBlockMap with the inclusive TopCdf that §5 advises, blocks 128 × 64)
+ * on Q and K in each token order — row-major, time-major, 3-D Hilbert, random — and its block map,
+ * mapped back through the order, is its mask; stage 2 (PV skip) is off, as with the default pvthreshd
+ * 50. Its (θ, τ) are calibrated per head as the paper does (§3.6, autotune.py): on a separate
+ * calibration clip (another seed, same head types), the grid point of lowest density whose relative L1
+ * is ≤ 0.05 (the paper's l1 for CogVideoX and Mochi), a head above density 0.9 marked dense (θ = τ = 1).
+ * (The first quick run used the cdf API's fixed τ 0.98, θ 0.6: on this workload 128-token blocks have
+ * a mean pairwise cosine below 0.6, so nearly every block was a fix block and every order came out
+ * dense — findings 6–8 could not be judged. The operating point was changed to the calibration; the
+ * thresholds of 6–8 were not.)
  *
  * Method. Per seed: one clip (seeded workload, heads of every type). Exact float64 attention of the
  * evaluation rows (all rows in quick mode, a seeded sample in full mode) is the reference. Each method's
@@ -34,12 +45,33 @@
  *    (Redefined after the first quick run, which compared with an independent fifty-iteration cold
  *    start: that measures which local optimum two random initialisations find — their inertias differed
  *    by up to 1.7× between seeds — not what the cache saves; the warm/cold ratio was 1.30 there.)
+ * 6. SpargeAttn under a random token order degrades towards dense but stays accurate (SpargeAttn §3.7,
+ *    Table 9: Mochi random order sparsity .048 at L1 .041): the random order's mean density over the
+ *    head types ≥ 0.8 and ≥ 1.5× the best structured order's, and its relative L1 ≤ 0.05 on every type.
+ * 7. The best order depends on the head (note §5): row-major gives a lower density than time-major on
+ *    spatial heads, time-major a lower one than row-major on temporal heads.
+ * 8. Hilbert is the best single order (SpargeAttn Table 9): its mean density over the head types is ≤
+ *    row-major's and time-major's. (§5's own numbers do not support this; it is the paper's claim.)
  *
  * Outcome: see the README section "Sparse VideoGen and SVG2" (full mode) and `sparq eval sparse --quick`.
  */
 import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
 import { attentionCpu } from '../attention/dense-cpu.js';
+import { blockSparseAttention } from '../attention/sparse/block-sparse.js';
+import { layoutFromBlockMap } from '../attention/sparse/layout-builders.js';
+import { spargeBlockMap, spargeBlockStatistics, selectBlocks } from '../attention/sparse/sparge-block-map.js';
+import { resolveSpargeMap } from '../attention/sparse/sparge-options.js';
+import {
+  type TokenOrder,
+  type TokenOrderName,
+  applyTokenOrder,
+  hilbertOrder3d,
+  randomOrder,
+  restoreTokenOrder,
+  rowMajorOrder,
+  timeMajorOrder,
+} from '../attention/sparse/token-orders.js';
 import { kmeans, kmeansInertia } from '../attention/sparse/kmeans.js';
 import { svgAttention } from '../attention/sparse/svg.js';
 import { planSvg, svgKeepPredicate } from '../attention/sparse/svg-plan.js';
@@ -84,7 +116,36 @@ export interface SparseEvalConfig {
   drift: number;
   /** Heads (the first ones) on which the real kernels run and are timed. */
   timedHeads: number;
+  /**
+   * SpargeAttn (stage 1 on reordered tokens): the cdf API's τ and θ (sparse_attention.md §1.1), the
+   * TopCdf rule (inclusive, as §5 advises), the τ sweep, its blocks and the token orders compared.
+   */
+  /** Calibration grid (θ × τ), the relative-L1 target, rows of the calibration clip, dense cut-off. */
+  spargeThetas: number[];
+  spargeTaus: number[];
+  spargeL1Target: number;
+  spargeCalibRows: number;
+  spargeDenseAbove: number;
+  spargeRule: 'inclusive' | 'exclusive';
+  spargeBlockQ: number;
+  spargeBlockK: number;
+  spargeOrders: TokenOrderName[];
 }
+
+/** The calibration clip of seed s is the workload of seed s + this (same head types, other scene and noise). */
+const CALIBRATION_SEED_OFFSET = 1_000_000;
+
+const SPARGE_DEFAULTS = {
+  spargeThetas: [-0.1, 0.2, 0.4, 0.6, 0.8],
+  spargeTaus: [0.8, 0.9, 0.95, 0.98, 0.99, 0.995],
+  spargeL1Target: 0.05,
+  spargeCalibRows: 256,
+  spargeDenseAbove: 0.9,
+  spargeRule: 'inclusive' as const,
+  spargeBlockQ: 128,
+  spargeBlockK: 64,
+  spargeOrders: ['row-major', 'time-major', 'hilbert', 'random'] as TokenOrderName[],
+};
 
 const MODES: Record<'quick' | 'full', SparseEvalConfig> = {
   quick: {
@@ -106,6 +167,7 @@ const MODES: Record<'quick' | 'full', SparseEvalConfig> = {
     warmSteps: 4,
     drift: 0.1,
     timedHeads: 3,
+    ...SPARGE_DEFAULTS,
   },
   full: {
     frames: 8,
@@ -126,10 +188,18 @@ const MODES: Record<'quick' | 'full', SparseEvalConfig> = {
     warmSteps: 4,
     drift: 0.1,
     timedHeads: 1,
+    ...SPARGE_DEFAULTS,
   },
 };
 
-type MethodId = 'dense' | 'SVG' | 'SVG2';
+const SPARGE_METHODS = {
+  'row-major': 'Sparge row-major',
+  'time-major': 'Sparge time-major',
+  hilbert: 'Sparge Hilbert',
+  random: 'Sparge random',
+} as const;
+type SpargeMethod = (typeof SPARGE_METHODS)[TokenOrderName];
+type MethodId = 'dense' | 'SVG' | 'SVG2' | SpargeMethod;
 
 /** A method's score on one head. */
 interface HeadScore extends MaskScore {
@@ -166,6 +236,17 @@ export interface SparseSeedResult {
     cold2Inertia: number;
     coldIterations: number;
   }[];
+  /**
+   * SpargeAttn's calibrated (θ, τ) per order and head (θ = τ = 1: marked dense), and the lowest density
+   * that met the L1 target on the calibration clip (1 when none did).
+   */
+  spargeCalibration: {
+    method: MethodId;
+    head: number;
+    theta: number;
+    tau: number;
+    calibrationDensity: number;
+  }[];
   /** The real kernels on the timed heads: relative L1 of their output and of their mask's float64 output. */
   kernelCheck: { method: MethodId; head: number; kernelRelL1: number; maskRelL1: number }[];
   timing: {
@@ -174,6 +255,8 @@ export interface SparseSeedResult {
     svgMs: number;
     svg2PlanMs: number;
     svg2Ms: number;
+    spargeMapMs: number;
+    spargeMs: number;
     heads: number;
   };
 }
@@ -210,6 +293,37 @@ function svg2AtTopP(plan: Svg2Plan, topP: number, d: number, smScale: number) {
     clusterMapDensity(map, c.qSizes, c.kSizes, s, c.qClusters, c.kClusters),
   );
   return { keep: svg2KeepPredicate({ ...plan, map }), density };
+}
+
+function tokenOrder(name: TokenOrderName, c: SparseEvalConfig, seed: number): TokenOrder {
+  if (name === 'row-major') return rowMajorOrder(c.frames, c.height, c.width);
+  if (name === 'time-major') return timeMajorOrder(c.frames, c.height, c.width);
+  if (name === 'hilbert') return hilbertOrder3d(c.frames, c.height, c.width);
+  return randomOrder(c.frames, c.height, c.width, seed);
+}
+
+/**
+ * SpargeAttn's mask in the original order: stage 1 on Q, K in `order`, block (i, j) of the reordered
+ * sequence kept ⇒ the original tokens at those reordered positions kept; and its entry density per head.
+ */
+function spargeKeep(map: Uint8Array, order: TokenOrder, heads: number, n: number, c: SparseEvalConfig) {
+  const qb = Math.ceil(n / c.spargeBlockQ);
+  const kb = Math.ceil(n / c.spargeBlockK);
+  const inv = order.inverse;
+  const keep = (_b: number, h: number, i: number, j: number) =>
+    map[(h * qb + Math.floor(inv[i] / c.spargeBlockQ)) * kb + Math.floor(inv[j] / c.spargeBlockK)] === 1;
+  const density = Array.from({ length: heads }, (_, h) => {
+    let kept = 0;
+    for (let i = 0; i < qb; i++) {
+      const rows = Math.min(n, (i + 1) * c.spargeBlockQ) - i * c.spargeBlockQ;
+      for (let j = 0; j < kb; j++) {
+        if (map[(h * qb + i) * kb + j])
+          kept += rows * (Math.min(n, (j + 1) * c.spargeBlockK) - j * c.spargeBlockK);
+      }
+    }
+    return kept / (n * n);
+  });
+  return { keep, density };
 }
 
 function sliceHeads(t: Tensor, count: number): Tensor {
@@ -289,6 +403,101 @@ async function measureSeed(
   }
   progress(3, 'SVG2');
 
+  // SpargeAttn: per-head (θ, τ) calibrated to the relative-L1 target on a separate clip (paper §3.6),
+  // then applied to this clip; a head that cannot get below spargeDenseAbove is marked dense (θ = τ = 1)
+  const calib = videoWorkload({ ...base, seed: seed + CALIBRATION_SEED_OFFSET });
+  const calibRows = evaluationRows(n, c.spargeCalibRows, Rng.fromSeed(seed).split(8));
+  const calibOracles = c.heads.map((_, h) => oracleRows(calib.q, calib.k, calib.v, h, calibRows));
+  const spargeMap = (theta: ArrayLike<number>, tau: ArrayLike<number>) =>
+    resolveSpargeMap(
+      {
+        cdfThreshold: Array.from(tau),
+        simThreshold: Array.from(theta),
+        cdfRule: c.spargeRule,
+        blockQ: c.spargeBlockQ,
+        blockK: c.spargeBlockK,
+      },
+      c.heads.length,
+    );
+  const spargeCalibration: SparseSeedResult['spargeCalibration'] = [];
+  for (const name of c.spargeOrders) {
+    const order = tokenOrder(name, c, seed);
+    const stats = (x: typeof w) =>
+      spargeBlockStatistics(applyTokenOrder(x.q, order), applyTokenOrder(x.k, order), {
+        layout: 'HND',
+        blockQ: c.spargeBlockQ,
+        blockK: c.spargeBlockK,
+        smoothK: true,
+        headDim: c.headDim,
+      });
+    const calibStats = stats(calib);
+    const theta = new Float64Array(c.heads.length).fill(1);
+    const tau = new Float64Array(c.heads.length).fill(1);
+    const best = c.heads.map(() => ({ density: Infinity, relL1: 0 }));
+    for (const th of c.spargeThetas) {
+      for (const t of c.spargeTaus) {
+        const all = (x: number) => new Array<number>(c.heads.length).fill(x);
+        const map = selectBlocks(calibStats, spargeMap(all(th), all(t))).map.data as Uint8Array;
+        const { keep, density } = spargeKeep(map, order, c.heads.length, n, c);
+        for (let h = 0; h < c.heads.length; h++) {
+          if (density[h] >= best[h].density) continue;
+          const l1 = scoreMask(calibOracles[h], (i, j) => keep(0, h, i, j)).relL1;
+          if (l1 <= c.spargeL1Target) {
+            best[h] = { density: density[h], relL1: l1 };
+            theta[h] = th;
+            tau[h] = t;
+          }
+        }
+      }
+    }
+    for (let h = 0; h < c.heads.length; h++) {
+      if (best[h].density > c.spargeDenseAbove) {
+        theta[h] = 1;
+        tau[h] = 1;
+      }
+      spargeCalibration.push({
+        method: SPARGE_METHODS[name],
+        head: h,
+        theta: theta[h],
+        tau: tau[h],
+        calibrationDensity: best[h].density === Infinity ? 1 : best[h].density,
+      });
+    }
+    const st = stats(w);
+    const method = SPARGE_METHODS[name];
+    const { keep, density } = spargeKeep(
+      selectBlocks(st, spargeMap(theta, tau)).map.data as Uint8Array,
+      order,
+      c.heads.length,
+      n,
+      c,
+    );
+    for (const [h, kind] of c.heads.entries()) {
+      operating.push({ method, head: h, kind, density: density[h], ...score(keep, h) });
+    }
+    for (const t of c.spargeTaus) {
+      const sweep = spargeKeep(
+        selectBlocks(st, spargeMap(theta, new Array<number>(c.heads.length).fill(t))).map.data as Uint8Array,
+        order,
+        c.heads.length,
+        n,
+        c,
+      );
+      for (const [h, kind] of c.heads.entries()) {
+        sweeps.push({
+          method,
+          param: 'τ',
+          value: t,
+          head: h,
+          kind,
+          density: sweep.density[h],
+          ...score(sweep.keep, h),
+        });
+      }
+    }
+  }
+  progress(4, 'SpargeAttn');
+
   const warmStart: SparseSeedResult['warmStart'] = [];
   const warmHeads = c.heads.flatMap((kind, h) => (c.warmKinds.includes(kind) ? [h] : []));
   const previous = new Map<number, Float64Array>();
@@ -320,7 +529,7 @@ async function measureSeed(
       }
     }
   }
-  progress(4, 'warm start');
+  progress(5, 'warm start');
 
   const timed = Math.min(c.timedHeads, c.heads.length);
   const [q, k, v] = [w.q, w.k, w.v].map((t) => sliceHeads(t, timed));
@@ -363,15 +572,52 @@ async function measureSeed(
       maskRelL1: scoreMask(oracles[h], (i, j) => tSvg2Keep(0, h, i, j)).relL1,
     });
   }
-  progress(5, 'kernels');
+  // SpargeAttn as spargeAttention runs it (stage 1, then the kernel on the reordered tokens; its
+  // stage-2 default pvthreshd 50 never skips), in the Hilbert order
+  const hilbert = tokenOrder('hilbert', c, seed);
+  t0 = clock();
+  const [qh, kh, vh] = [q, k, v].map((x) => applyTokenOrder(x, hilbert));
+  const calibrated = (field: 'theta' | 'tau') =>
+    Array.from(
+      { length: timed },
+      (_, h) => spargeCalibration.find((x) => x.method === 'Sparge Hilbert' && x.head === h)?.[field] ?? 1,
+    );
+  const sparge = spargeBlockMap(qh, kh, {
+    cdfThreshold: calibrated('tau'),
+    simThreshold: calibrated('theta'),
+    cdfRule: c.spargeRule,
+    blockQ: c.spargeBlockQ,
+    blockK: c.spargeBlockK,
+  });
+  const spargeMapMs = clock() - t0;
+  t0 = clock();
+  const spargeLayout = layoutFromBlockMap(sparge.map, {
+    nq: n,
+    nk: n,
+    blockQ: c.spargeBlockQ,
+    blockK: c.spargeBlockK,
+  });
+  const spargeOut = restoreTokenOrder(blockSparseAttention(qh, kh, vh, spargeLayout), hilbert);
+  const spargeMs = clock() - t0;
+  const tSparge = spargeKeep(sparge.map.data as Uint8Array, hilbert, timed, n, c);
+  for (let h = 0; h < timed; h++) {
+    kernelCheck.push({
+      method: 'Sparge Hilbert',
+      head: h,
+      kernelRelL1: outputRelL1(oracles[h], spargeOut, h),
+      maskRelL1: scoreMask(oracles[h], (i, j) => tSparge.keep(0, h, i, j)).relL1,
+    });
+  }
+  progress(6, 'kernels');
   return {
     heads: c.heads,
     operating,
     svgKinds: svgPlan.headKinds.map((x) => x),
     sweeps,
     warmStart,
+    spargeCalibration,
     kernelCheck,
-    timing: { denseMs, svgPlanMs, svgMs, svg2PlanMs, svg2Ms, heads: timed },
+    timing: { denseMs, svgPlanMs, svgMs, svg2PlanMs, svg2Ms, spargeMapMs, spargeMs, heads: timed },
   };
 }
 
@@ -423,26 +669,33 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
   title:
     'Sparse VideoGen and SVG2 on synthetic video attention: density, recall, relative L1, cosine per head type',
   kind: 'evaluation',
-  methods: ['Sparse VideoGen', 'SVG2'],
+  methods: ['SpargeAttn', 'Sparse VideoGen', 'SVG2'],
   claim:
     'Training-free sparse attention keeps video attention accurate at a fraction of the work: SVG picks a spatial or ' +
     'temporal band per head by online profiling (SVG §3) but no band fits semantic heads; SVG2 clusters Q and K ' +
     'and keeps the critical cluster pairs, which fits semantic heads (SVG2 §3) but not sharply positional ones; ' +
-    'its centroid cache makes k-means cheap across denoising steps (SVG2 §4.2).',
+    'its centroid cache makes k-means cheap across denoising steps (SVG2 §4.2). SpargeAttn predicts blocks from ' +
+    'pooled Q/K and needs self-similar blocks in the stored order: a random order makes it fall back to dense, ' +
+    'not to wrong (SpargeAttn §3.7, Table 9), and Hilbert order is the best single order.',
   preregistered:
     '1: ≥ 90 % of spatial / temporal heads get their mask from SVG profiling and SVG rel. L1 ≤ 0.05 on them; ' +
     '2: SVG rel. L1 on semantic heads ≥ 0.05 and ≥ 3× its positional-head mean; 3: SVG2 (p 0.9) on semantic heads ' +
     "recall ≥ 0.9 at density ≤ 0.5 and ≥ 0.1 above SVG's interpolated recall at that density; 4: SVG2 (p 0.9) recall " +
     "on temporal heads ≤ 0.8 while SVG's ≥ 0.95; 5: warm start (2 iterations from the last step's centroids) inertia " +
-    '≤ 1.02× that start run to convergence at every later step, cold start > 2 iterations on average. Seed means.',
+    '≤ 1.02× that start run to convergence at every later step, cold start > 2 iterations on average; ' +
+    "SpargeAttn (per-head θ, τ calibrated to rel. L1 ≤ 0.05 on another clip): 6: random order's mean density ≥ 0.8 and ≥ 1.5× the best " +
+    "structured order's, with rel. L1 ≤ 0.05 on every head type; 7: row-major sparser than time-major on spatial " +
+    "heads and time-major sparser than row-major on temporal heads; 8: Hilbert's mean density over the head types " +
+    "≤ row-major's and time-major's. Seed means.",
   defaultSeeds: 3,
   config: (mode) => structuredClone(MODES[mode]),
-  runSeed: (c, seed, ctx) => measureSeed(c, seed, (done, label) => ctx.progress(done, 5, label)),
+  runSeed: (c, seed, ctx) => measureSeed(c, seed, (done, label) => ctx.progress(done, 6, label)),
   summarize(c, runs) {
     const results = runs.map((r) => r.result);
     const kinds = VIDEO_HEAD_KINDS.filter((k) => c.heads.includes(k));
     const metrics: MetricRow[] = [];
-    for (const method of ['dense', 'SVG', 'SVG2'] as const) {
+    const spargeMethods = c.spargeOrders.map((o) => SPARGE_METHODS[o]);
+    for (const method of ['dense', 'SVG', 'SVG2', ...spargeMethods] as const) {
       for (const kind of kinds) {
         const arm = `${method} · ${kind}`;
         metrics.push(metricRow('density', arm, perSeed(results, method, kind, 'density')));
@@ -463,7 +716,11 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
       Math.max(...r.kernelCheck.map((x) => Math.abs(x.kernelRelL1 - x.maskRelL1))),
     );
     metrics.push(
-      metricRow('|kernel rel. L1 − mask rel. L1|, max over timed heads', 'dense, SVG, SVG2', kernelGap),
+      metricRow(
+        '|kernel rel. L1 − mask rel. L1|, max over timed heads',
+        'dense, SVG, SVG2, Sparge Hilbert',
+        kernelGap,
+      ),
     );
     const warmRatio = results.map((r) =>
       Math.max(...r.warmStart.map((x) => x.warmInertia / x.warmConvergedInertia)),
@@ -513,6 +770,24 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
       ),
     );
 
+    for (const m of spargeMethods) {
+      for (const kind of kinds) {
+        const values = results.map((r) =>
+          mean(
+            r.spargeCalibration
+              .filter((x) => x.method === m && r.heads[x.head] === kind)
+              .map((x) => x.calibrationDensity),
+          ),
+        );
+        metrics.push(
+          metricRow(
+            'calibration clip: lowest density at rel. L1 ≤ target (1 = none)',
+            `${m} · ${kind}`,
+            values,
+          ),
+        );
+      }
+    }
     const seedMean = (xs: number[]) => mean(xs);
     const svgL1 = (kind: VideoHeadKind) => seedMean(perSeed(results, 'SVG', kind, 'relL1'));
     const findings: Finding[] = [];
@@ -576,6 +851,55 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
       });
     }
 
+    {
+      const dens = (m: MethodId) => mean(kinds.map((kind) => seedMean(perSeed(results, m, kind, 'density'))));
+      const structured = (['row-major', 'time-major', 'hilbert'] as const).filter((o) =>
+        c.spargeOrders.includes(o),
+      );
+      if (c.spargeOrders.includes('random') && structured.length > 0) {
+        const rnd = dens('Sparge random');
+        const best = Math.min(...structured.map((o) => dens(SPARGE_METHODS[o])));
+        const worstL1 = Math.max(
+          ...kinds.map((kind) => seedMean(perSeed(results, 'Sparge random', kind, 'relL1'))),
+        );
+        findings.push({
+          claim:
+            'SpargeAttn under a random token order degrades towards dense but stays accurate (SpargeAttn §3.7, Table 9)',
+          verdict: verdict(
+            rnd >= 0.8 && rnd >= 1.5 * best && worstL1 <= 0.05,
+            `random-order density ${f(rnd)} vs best structured order ${f(best)} (need ≥ 0.8 and ≥ 1.5×); worst random-order rel. L1 ${f(worstL1)} (need ≤ 0.05)`,
+          ),
+        });
+      }
+      if (c.spargeOrders.includes('row-major') && c.spargeOrders.includes('time-major')) {
+        const at = (m: MethodId, kind: VideoHeadKind) => seedMean(perSeed(results, m, kind, 'density'));
+        const sR = at('Sparge row-major', 'spatial');
+        const sT = at('Sparge time-major', 'spatial');
+        const tR = at('Sparge row-major', 'temporal');
+        const tT = at('Sparge time-major', 'temporal');
+        findings.push({
+          claim:
+            'SpargeAttn’s best token order depends on the head: row-major for spatial, time-major for temporal heads (note §5)',
+          verdict: verdict(
+            sR < sT && tT < tR,
+            `density on spatial heads: row-major ${f(sR)}, time-major ${f(sT)}; on temporal heads: row-major ${f(tR)}, time-major ${f(tT)}`,
+          ),
+        });
+        if (c.spargeOrders.includes('hilbert')) {
+          const h = dens('Sparge Hilbert');
+          const r = dens('Sparge row-major');
+          const t = dens('Sparge time-major');
+          findings.push({
+            claim: 'Hilbert order is SpargeAttn’s best single order (SpargeAttn §3.7, Table 9)',
+            verdict: verdict(
+              h <= r && h <= t,
+              `mean density over the head types: Hilbert ${f(h)}, row-major ${f(r)}, time-major ${f(t)} (need Hilbert lowest)`,
+            ),
+          });
+        }
+      }
+    }
+
     const curve = (field: 'recall' | 'relL1') => {
       const groups = new Map<string, { series: string; x: number[]; y: number[]; param: number }>();
       for (const r of results) {
@@ -617,7 +941,19 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
     ];
     const op = (method: MethodId, kind: VideoHeadKind, field: keyof MaskScore | 'density') =>
       f(seedMean(perSeed(results, method, kind, field)), 2);
+    const hil = (kind: VideoHeadKind, field: keyof MaskScore | 'density') =>
+      f(seedMean(perSeed(results, 'Sparge Hilbert', kind, field)), 2);
+    const rnd = (field: keyof MaskScore | 'density') =>
+      f(mean(kinds.map((kind) => seedMean(perSeed(results, 'Sparge random', kind, field)))), 2);
     const headlines = [
+      {
+        method: 'SpargeAttn' as const,
+        accuracy:
+          `Hilbert order, calibrated to rel. L1 ${c.spargeL1Target}: density ${hil('spatial', 'density')} / ${hil('temporal', 'density')} / ` +
+          `${hil('semantic', 'density')} at rel. L1 ${hil('spatial', 'relL1')} / ${hil('temporal', 'relL1')} / ` +
+          `${hil('semantic', 'relL1')} (spatial / temporal / semantic); random order: density ${rnd('density')}, ` +
+          `rel. L1 ${rnd('relL1')}; N ${n}`,
+      },
       {
         method: 'Sparse VideoGen' as const,
         accuracy:

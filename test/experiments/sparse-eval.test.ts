@@ -17,6 +17,11 @@ const tiny = {
   kClusters: 32,
   topPs: [0.8, 0.95],
   warmSteps: 3,
+  spargeBlockQ: 32,
+  spargeBlockK: 16,
+  spargeThetas: [0, 0.5],
+  spargeTaus: [0.9, 0.99],
+  spargeCalibRows: 64,
 };
 
 test('registered as the evaluation `sparse`', () => {
@@ -49,9 +54,14 @@ test('a tiny run: deterministic, metrics in range, kernels agree with the mask s
   const sweep = r.sweeps.filter((s) => s.method === 'SVG' && s.kind === 'semantic');
   assert.ok(sweep[1].density > sweep[0].density && sweep[1].recall >= sweep[0].recall);
   assert.equal(r.warmStart.length, 2);
+  // SpargeAttn: one operating point per order and head; a random order cannot be sparser than row-major on the spatial head
+  for (const m of ['Sparge row-major', 'Sparge time-major', 'Sparge Hilbert', 'Sparge random']) {
+    assert.equal(r.operating.filter((x) => x.method === m).length, 3, m);
+  }
+  assert.ok(at('Sparge random', 'spatial').density > at('Sparge row-major', 'spatial').density);
   assert.ok(r.timing.denseMs > 0);
   const s = a.summary;
-  assert.equal(s.findings.length, 5);
+  assert.equal(s.findings.length, 8);
   assert.ok(
     s.metrics.every((m) => Number.isFinite(m.mean)),
     'finite metrics',
@@ -59,6 +69,6 @@ test('a tiny run: deterministic, metrics in range, kernels agree with the mask s
   assert.equal(s.plots.length, 2);
   assert.deepEqual(
     s.headlines.map((h) => h.method),
-    ['Sparse VideoGen', 'SVG2'],
+    ['SpargeAttn', 'Sparse VideoGen', 'SVG2'],
   );
 });
