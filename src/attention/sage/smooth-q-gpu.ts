@@ -20,9 +20,15 @@ import { layoutStrides } from '../flash-params.js';
 import { recordBlockMeanGpu } from './channel-stats-gpu.js';
 
 const KEYS_PER_WORKGROUP = 64;
+/** Q blocks per workgroup: each key row read from K serves this many ΔS rows. */
+const BLOCKS_PER_WORKGROUP = 8;
 
-/** One invocation per key j of a (block, head, batch); the block's mean row is shared in workgroup memory. */
+/**
+ * One invocation per key j of a (chunk of BLOCKS_PER_WORKGROUP blocks, head, batch): the chunk's mean
+ * rows sit in workgroup memory and each K element read feeds one dot product per block of the chunk.
+ */
 function deltaSWgsl(input: 'f16' | 'f32', D: number): string {
+  const G = BLOCKS_PER_WORKGROUP;
   return /* wgsl */ `
 struct U {
   heads: u32, headsKv: u32, tokensKv: u32, blocks: u32,
@@ -33,27 +39,33 @@ struct U {
 @group(0) @binding(2) var<storage, read> K: array<${floatArrayElement(input)}>;
 @group(0) @binding(3) var<storage, read> KMean: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Out: array<f32>;
-var<workgroup> qm: array<f32, ${D}>;
+var<workgroup> qm: array<f32, ${G * D}>;
 var<workgroup> km: array<f32, ${D}>;
 ${floatLoaderWgsl('ld', 'K', input)}
 @compute @workgroup_size(${KEYS_PER_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let h = wid.y % P.heads;
-  let blk = wid.y / P.heads;
+  let blk0 = (wid.y / P.heads) * ${G}u;
   let b = wid.z;
   let hk = h / (P.heads / P.headsKv);
-  let row = (b * P.heads + h) * P.blocks + blk;
+  let row0 = (b * P.heads + h) * P.blocks + blk0;
+  let count = min(${G}u, P.blocks - blk0);
+  for (var i = tid; i < ${G * D}u; i += ${KEYS_PER_WORKGROUP}u) {
+    qm[i] = select(0.0, QMean[min(row0 * ${D}u + i, arrayLength(&QMean) - 1u)], i / ${D}u < count);
+  }
   for (var d = tid; d < ${D}u; d += ${KEYS_PER_WORKGROUP}u) {
-    qm[d] = QMean[row * ${D}u + d];
     km[d] = select(0.0, KMean[(b * P.headsKv + hk) * ${D}u + d], P.useMean != 0u);
   }
   workgroupBarrier();
   let j = wid.x * ${KEYS_PER_WORKGROUP}u + tid;
   if (j >= P.tokensKv) { return; }
   let k0 = b * P.batchStride + hk * P.headStride + j * P.tokenStride;
-  var dot = 0.0;
-  for (var d = 0u; d < ${D}u; d++) { dot += qm[d] * (ld(k0 + d) - km[d]); }
-  Out[row * P.tokensKv + j] = dot;
+  var dot: array<f32, ${G}>;
+  for (var d = 0u; d < ${D}u; d++) {
+    let kd = ld(k0 + d) - km[d];
+    for (var g = 0u; g < ${G}u; g++) { dot[g] += qm[g * ${D}u + d] * kd; }
+  }
+  for (var g = 0u; g < count; g++) { Out[(row0 + g) * P.tokensKv + j] = dot[g]; }
 }`;
 }
 
@@ -105,7 +117,7 @@ export function recordSmoothQGpu(
       pass,
       deltaSWgsl(k.dtype === 'float16' ? 'f16' : 'f32', D),
       [params, means.out.buffer, k.buffer, kMean.buffer, deltaS.buffer],
-      [Math.ceil(Nk / KEYS_PER_WORKGROUP), blocks * H, B],
+      [Math.ceil(Nk / KEYS_PER_WORKGROUP), Math.ceil(blocks / BLOCKS_PER_WORKGROUP) * H, B],
     );
   }
   return {

@@ -205,6 +205,19 @@ test(
         if (gc[i] !== c) off++;
       });
       assert.ok(off <= gc.length * 1e-3, `${layout}: ${off} of ${gc.length} codes differ`);
+      // 16-token blocks: 10 ΔS rows per head, more than one workgroup's chunk of 8 (the last partial)
+      const small = quantizeQK(q, k, { layout, smoothQ: true, blockQ: 16, warpQ: 16 });
+      let sq16: Awaited<ReturnType<typeof recordSmoothQGpu>> | undefined;
+      await run((p) => {
+        sq16 = recordSmoothQGpu(qg, kg, { layout, blockQ: 16, kMean }, p);
+        return () => sq16?.release();
+      });
+      close(
+        (await download(sq16!.deltaS)).data as Float32Array,
+        small.deltaS!.data as Float32Array,
+        400,
+        'ΔS/16',
+      );
     }
   },
 );
