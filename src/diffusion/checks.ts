@@ -65,3 +65,14 @@ export function checkFinite(name: string, x: F64): void {
     }
   }
 }
+
+/** A sampler drawing its own start needs n ≥ 1 samples of dimension dim ≥ 1. */
+export function checkSampleCount(opts: { n?: number; dim?: number }): void {
+  if (opts.n === undefined || opts.dim === undefined) {
+    throw new UnsupportedOptionError(
+      `a sampler needs either its start noise ('noise') or the number of samples and their dimension ('n', 'dim'); got n = ${opts.n}, dim = ${opts.dim}`,
+    );
+  }
+  checkInteger('number of samples n', opts.n, 1);
+  checkInteger('sample dimension dim', opts.dim, 1);
+}

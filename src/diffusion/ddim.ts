@@ -22,7 +22,7 @@
 import { Rng, type Seed } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
 import type { F64 } from '../autograd/var.js';
-import { checkBatch, checkFinite, checkInRange, checkInteger } from './checks.js';
+import { checkBatch, checkFinite, checkInRange, checkInteger, checkSampleCount } from './checks.js';
 import type { EpsModel } from './models.js';
 import type { VpSchedule } from './vp.js';
 
@@ -77,8 +77,7 @@ function startNoise(opts: { noise?: F64; n?: number; dim?: number }, rng: Rng, s
     checkBatch('initial noise', opts.noise);
     return new Tensor(Float64Array.from(opts.noise.data), opts.noise.shape, 'float64');
   }
-  checkInteger('number of samples n', opts.n ?? -1, 1);
-  checkInteger('sample dimension dim', opts.dim ?? -1, 1);
+  checkSampleCount(opts);
   const n = opts.n as number;
   const d = opts.dim as number;
   const x = new Float64Array(n * d);

@@ -18,7 +18,7 @@ import { UnsupportedOptionError } from '../core/errors.js';
 import { Rng, type Seed } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
 import type { F64 } from '../autograd/var.js';
-import { checkBatch, checkFinite, checkInRange, checkInteger } from './checks.js';
+import { checkBatch, checkFinite, checkInRange, checkSampleCount } from './checks.js';
 import { EDM_RHO, EDM_SIGMA_MAX, EDM_SIGMA_MIN, edmSigmaGrid } from './edm.js';
 import type { Denoiser } from './models.js';
 import type { SampleResult } from './ddim.js';
@@ -77,8 +77,7 @@ export function edmSample(model: Denoiser, opts: EdmSampleOptions): SampleResult
       'float64',
     );
   } else {
-    checkInteger('number of samples n', opts.n ?? -1, 1);
-    checkInteger('sample dimension dim', opts.dim ?? -1, 1);
+    checkSampleCount(opts);
     const data = new Float64Array((opts.n as number) * (opts.dim as number));
     root.split(0).fillNormal(data, 0, sigmaMax);
     x = new Tensor(data, [opts.n as number, opts.dim as number], 'float64');
