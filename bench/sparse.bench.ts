@@ -11,6 +11,14 @@
  * with density = layoutDensity (the fraction of entries inside kept blocks). Rows marked 'stage-2'
  * add pvThreshold 50 (never skips) to measure what the group vote costs.
  *
+ *
+ * SpargeAttn rows (topk API defaults: topk 0.5, θ −0.1, pvthreshd 50, blocks 128 × 64) time the GPU
+ * predictor alone (stage 1: K mean, pooling and similarity, scores, sort and selection, writing the
+ * layout words; sparge-block-map-gpu.ts) as a percentage of the dense kernel's time (target ≤ 5 % at
+ * N ≥ 32k), and predictor + kernel together against dense. Prediction: predictor ≈ 1–3 ms at N = 64k
+ * (memory-bound pooling plus one small GEMM and a 1024-key sort per query block), i.e. ≤ 2 % of dense
+ * at N ≥ 32k and ≈ 2–4 % at 16k.
+ *
  * Prediction before the first H100 run (the sparse tensor-core kernel is the dense one with a tile
  * cursor; compute-bound at these sizes, K/V traffic ≈ 2 % of the dense kernel's time at N = 64k):
  * D = 128 (same 8-warp tile as dense): ratio 1.02–1.10 at d ≥ 0.3, up to 1.15 at d = 0.1 (per-block
@@ -20,13 +28,16 @@
  */
 import { planAttentionGpu, type GpuAttentionPlan } from '../src/attention/dense-gpu.js';
 import { layoutDensity, type BlockSparseLayout } from '../src/attention/sparse/block-layout.js';
-import { planBlockSparseGpu } from '../src/attention/sparse/block-sparse-gpu.js';
+import { planBlockSparseGpu, planWithLayoutWords } from '../src/attention/sparse/block-sparse-gpu.js';
+import { SPARSE_PARAMS_BYTES } from '../src/attention/sparse/block-sparse-wgsl-layout.js';
+import { resolveSpargeMapCall } from '../src/attention/sparse/sparge-block-map.js';
+import { planSpargeBlockMapGpu } from '../src/attention/sparse/sparge-block-map-gpu.js';
 import type { BlockSparseOptions } from '../src/attention/sparse/block-sparse-options.js';
 import { bandLayout, layoutFromBlockMap } from '../src/attention/sparse/layout-builders.js';
 import { Rng } from '../src/core/rng.js';
 import { Tensor } from '../src/core/tensor.js';
 import { describeAdapter } from '../src/gpu/capabilities.js';
-import type { GpuTensor } from '../src/gpu/gpu-tensor.js';
+import { download, type GpuTensor } from '../src/gpu/gpu-tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
 import { randomGpu } from './gpu-data.js';
@@ -133,6 +144,8 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               `work rate ${((density * flops) / (t.kernelMs * 1e-3) / 1e12).toFixed(1)} TOPS (${t.method})`,
           });
         }
+        if (want(`${label} sparge`))
+          rows.push(...(await sparge(rt, q, k, v, tier, dense.kernelMs, flops, label, device, ctx.quick)));
         for (const t of [q, k, v]) t.destroy();
       }
     }
@@ -140,6 +153,121 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
     rt.release();
   }
   return rows;
+}
+
+/** SpargeAttn on the GPU: the predictor alone, and predictor + kernel, against dense. */
+async function sparge(
+  rt: GpuRuntime,
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  tier: string,
+  denseMs: number,
+  flops: number,
+  label: string,
+  device: string,
+  quick: boolean,
+): Promise<BenchRow[]> {
+  const { problem, resolved } = resolveSpargeMapCall(q, k, {});
+  const map = planSpargeBlockMapGpu(q, k, problem, resolved);
+  try {
+    const predictor = await timeCompute(rt, (pass) => map.record(pass), { batches: quick ? 3 : 5 });
+    // one run to fill the words, then the kernel over them
+    const prime = rt.device.createCommandEncoder();
+    const pass = prime.beginComputePass();
+    map.record(pass);
+    pass.end();
+    rt.device.queue.submit([prime.finish()]);
+    rt.device.queue.writeBuffer(map.words.buffer, map.thrOff * 4, new Float32Array(problem.headsQ).fill(50));
+    const params = new ArrayBuffer(SPARSE_PARAMS_BYTES);
+    new Uint32Array(params).set([
+      map.qBlocks,
+      map.kBlocks,
+      resolved.blockQ,
+      resolved.blockK,
+      problem.batch,
+      problem.headsQ,
+      map.colOff,
+      0,
+      0,
+      map.thrOff,
+      2,
+      0,
+    ]);
+    const words = (await download(map.words)).data as Int32Array;
+    // entries: each kept block's keys times its query block's rows (all full but the last)
+    let entries = 0;
+    for (let r = 0; r < map.rows; r++) {
+      const i = r % map.qBlocks;
+      const rowsInBlock = Math.min(BLOCK_Q, problem.tokensQ - i * BLOCK_Q);
+      for (let e = words[2 * r]; e < words[2 * r + 1]; e++) {
+        entries += rowsInBlock * Math.min(BLOCK_K, problem.tokensKv - words[map.colOff + e] * BLOCK_K);
+      }
+    }
+    const density = entries / (problem.batch * problem.headsQ * problem.tokensQ * problem.tokensKv);
+    const plan = planWithLayoutWords(
+      q,
+      k,
+      v,
+      { pvThreshold: 50, tier: tier as 'f32' },
+      {
+        words: map.words,
+        params,
+        variable: false,
+        blockQ: resolved.blockQ,
+        numQBlocks: map.qBlocks,
+        density,
+      },
+    );
+    let total;
+    try {
+      total = await timeCompute(
+        rt,
+        (p) => {
+          map.record(p);
+          plan.recordKernel(p);
+        },
+        { batches: quick ? 3 : 5 },
+      );
+    } finally {
+      plan.destroyTemporaries();
+      plan.out.destroy();
+      plan.lse.destroy();
+      plan.stats.pvCounts?.destroy();
+    }
+    const overhead = (100 * predictor.kernelMs) / denseMs;
+    console.error(
+      `${label} sparge: predictor ${predictor.kernelMs.toFixed(3)} ms (${overhead.toFixed(2)} % of dense), ` +
+        `predictor + kernel ${total.kernelMs.toFixed(3)} ms at density ${density.toFixed(3)}`,
+    );
+    return [
+      {
+        area: 'sparse',
+        name: `${label} SpargeAttn predictor (topk 0.5, θ −0.1, 128×64)`,
+        value: predictor.kernelMs,
+        unit: 'ms',
+        backend: 'webgpu',
+        tier: 'f32 compute',
+        device,
+        notes: `${overhead.toFixed(2)} % of the dense kernel's ${denseMs.toFixed(3)} ms (target ≤ 5 % at N ≥ 32k; ${predictor.method})`,
+      },
+      {
+        area: 'sparse',
+        name: `${label} SpargeAttn predictor + kernel (topk 0.5, pvthreshd 50)`,
+        value: flops / (total.kernelMs * 1e-3) / 1e12,
+        unit: 'TOPS (dense-equivalent)',
+        backend: 'webgpu',
+        tier,
+        device,
+        notes:
+          `density ${density.toFixed(3)}, ${total.kernelMs.toFixed(3)} ms vs dense ${denseMs.toFixed(3)} ms; ` +
+          `t / (density · t_dense) = ${(total.kernelMs / (density * denseMs)).toFixed(3)} (${total.method})`,
+      },
+    ];
+  } finally {
+    map.release();
+    map.words.destroy();
+  }
 }
 
 const module: BenchModule = { area: 'sparse', run };

@@ -24,6 +24,7 @@ import {
   type BlockSparseStats,
   type BlockSparseWithStats,
   resolveBlockSparse,
+  resolveBlockSparseOptions,
 } from './block-sparse-options.js';
 import { mmaBlockSparseWgsl } from './block-sparse-wgsl-mma.js';
 import { packSparseLayout } from './block-sparse-wgsl-layout.js';
@@ -65,6 +66,68 @@ export function planBlockSparseGpu(
   opts: BlockSparseOptions = {},
 ): GpuBlockSparsePlan {
   const { problem: p, pv } = resolveBlockSparse(q, k, v, layout, opts);
+  const runtime = assertGpuFloatOperands(q, k, v, p);
+  const { words, params } = packSparseLayout(layout, p, pv);
+  const wordsGpu = upload(
+    runtime,
+    new Tensor(new Int32Array(words.buffer), [words.length], 'int32'),
+    'sparse layout',
+  );
+  const density = layoutDensity(layout, {
+    causal: p.causal,
+    causalAlignment: p.causalAlignment,
+    batch: p.batch,
+    heads: p.headsQ,
+  });
+  let plan: GpuBlockSparsePlan;
+  try {
+    plan = planWithLayoutWords(q, k, v, opts, {
+      words: wordsGpu,
+      params,
+      variable: layout.kind === 'variable',
+      blockQ: layout.kind === 'fixed' ? layout.blockQ : undefined,
+      numQBlocks: rowsPerSet(layout),
+      density,
+    });
+  } catch (e) {
+    wordsGpu.destroy();
+    throw e;
+  }
+  return {
+    ...plan,
+    destroyTemporaries() {
+      plan.destroyTemporaries();
+      wordsGpu.destroy();
+    },
+  };
+}
+
+/** A layout already in GPU memory as layout words (block-sparse-wgsl-layout.ts), with its parameters. */
+export interface GpuLayoutWords {
+  words: GpuTensor<'int32'>;
+  /** The SparseParams block (packSparseLayout's `params`). */
+  params: ArrayBuffer;
+  variable: boolean;
+  /** Query rows per block of a fixed layout (undefined for variable layouts). */
+  blockQ: number | undefined;
+  /** Query blocks per (b, h): the dispatch's x. */
+  numQBlocks: number;
+  /** What the plan reports as its density. */
+  density: number;
+}
+
+/**
+ * Builds the block-sparse plan over layout words that are already on the GPU (the caller owns and
+ * frees `layout.words`). Used for host layouts (planBlockSparseGpu) and GPU-predicted ones (SpargeAttn).
+ */
+export function planWithLayoutWords(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: BlockSparseOptions,
+  layout: GpuLayoutWords,
+): GpuBlockSparsePlan {
+  const { problem: p, pv } = resolveBlockSparseOptions(q, k, v, opts);
   if (opts.tileQ !== undefined || opts.tileK !== undefined) {
     throw new UnsupportedOptionError(
       'tileQ and tileK tile the CPU kernel; the GPU kernels use their own tiles (plan.tileQ, plan.tileK)',
@@ -77,8 +140,8 @@ export function planBlockSparseGpu(
   }
   const runtime = assertGpuFloatOperands(q, k, v, p);
   const tier = chooseTier(runtime, p, opts.tier);
-  const variable = layout.kind === 'variable';
-  const fixedRows = layout.kind === 'fixed' ? layout.blockQ : DEFAULT_TILE_Q;
+  const { variable } = layout;
+  const fixedRows = layout.blockQ ?? DEFAULT_TILE_Q;
   const pvRows = (tileRows: number, unit: number) => {
     if (!pv.thresholds) return 0;
     const g = pv.groupRows > 0 ? pv.groupRows : tileRows;
@@ -90,53 +153,37 @@ export function planBlockSparseGpu(
     }
     return g;
   };
-
-  const { words, params } = packSparseLayout(layout, p, pv);
-  const wordsGpu = upload(
-    runtime,
-    new Tensor(new Int32Array(words.buffer), [words.length], 'int32'),
-    'sparse layout',
-  );
   const paramsBuf = runtime.createBuffer(
-    params.byteLength,
+    layout.params.byteLength,
     BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
     'sparse params',
   );
-  runtime.device.queue.writeBuffer(paramsBuf, 0, params);
+  runtime.device.queue.writeBuffer(paramsBuf, 0, layout.params);
   const pvCounts = pv.thresholds
     ? upload(runtime, new Tensor(new Int32Array(2), [2], 'int32'), 'pv counts')
     : undefined;
   const extraEntries: GPUBindGroupEntry[] = [
     { binding: 20, resource: { buffer: paramsBuf } },
-    { binding: 21, resource: { buffer: wordsGpu.buffer } },
+    { binding: 21, resource: { buffer: layout.words.buffer } },
   ];
   if (pvCounts) extraEntries.push({ binding: 22, resource: { buffer: pvCounts.buffer } });
 
-  const mmaWarps = layout.kind === 'fixed' && fixedRows % 16 === 0 && fixedRows <= 256 ? fixedRows / 16 : 8;
+  const fixed = layout.blockQ !== undefined;
+  const mmaWarps = fixed && fixedRows % 16 === 0 && fixedRows <= 256 ? fixedRows / 16 : 8;
   const plan = buildFlashPlan(runtime, p, tier, [q, k, v], opts.mma, undefined, undefined, {
     mmaOverrides: { warps: mmaWarps, rowsPerWarp: 16 },
-    scalarWorkgroup: layout.kind === 'fixed' && fixedRows <= MAX_SCALAR_ROWS ? fixedRows : DEFAULT_TILE_Q,
-    workgroupsX: rowsPerSet(layout),
+    scalarWorkgroup: fixed && fixedRows <= MAX_SCALAR_ROWS ? fixedRows : DEFAULT_TILE_Q,
+    workgroupsX: layout.numQBlocks,
     extraEntries,
     scalarCode: (cfg) => scalarBlockSparseWgsl(cfg, { variable, pvGroupRows: pvRows(cfg.workgroupSize, 1) }),
     mmaCode: (cfg) =>
       mmaBlockSparseWgsl(cfg, { variable, pvGroupRows: pvRows(mmaBlockQ(cfg), cfg.rowsPerWarp) }),
   });
-  const stats: GpuBlockSparseStats = {
-    density: layoutDensity(layout, {
-      causal: p.causal,
-      causalAlignment: p.causalAlignment,
-      batch: p.batch,
-      heads: p.headsQ,
-    }),
-    pvCounts,
-  };
   return {
     ...plan,
-    stats,
+    stats: { density: layout.density, pvCounts },
     destroyTemporaries() {
       plan.destroyTemporaries();
-      wordsGpu.destroy();
       paramsBuf.destroy();
     },
   };

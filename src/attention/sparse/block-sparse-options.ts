@@ -127,13 +127,24 @@ export function resolveBlockSparse(
   layout: BlockSparseLayout,
   opts: BlockSparseOptions = {},
 ): ResolvedBlockSparse {
+  const r = resolveBlockSparseOptions(q, k, v, opts);
+  assertLayoutFits(layout, r.problem);
+  return { ...r, layout };
+}
+
+/** The same checks without a host layout (for layouts built on the GPU, sparge-block-map-gpu.ts). */
+export function resolveBlockSparseOptions(
+  q: ShapedLike,
+  k: ShapedLike,
+  v: ShapedLike,
+  opts: BlockSparseOptions = {},
+): Omit<ResolvedBlockSparse, 'layout'> {
   const problem = resolveAttentionProblem(q, k, v, opts, EXTRA_KEYS);
-  assertLayoutFits(layout, problem);
   const returnStats = opts.returnStats ?? false;
   if (typeof returnStats !== 'boolean') {
     throw new UnsupportedOptionError(`returnStats must be true or false; got ${JSON.stringify(returnStats)}`);
   }
-  return { problem, layout, pv: resolvePvSkip(opts, problem.headsQ), returnStats };
+  return { problem, pv: resolvePvSkip(opts, problem.headsQ), returnStats };
 }
 
 function resolvePvSkip(opts: BlockSparseOptions, heads: number): PvSkip {

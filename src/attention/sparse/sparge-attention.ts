@@ -16,22 +16,33 @@
  * reference's quantization (e.g. 'sage1' for its sm80 path), because sparq's quantized block-sparse
  * kernel exists on the CPU only.
  *
- * GPU tensors: stage 1 runs on the CPU on downloaded q and k (so the call is async), the kernel on the
- * GPU; the predictor's cost is not hidden (bench/sparse.bench.ts reports it separately).
+ * GPU tensors: stage 1 runs on the GPU too (sparge-block-map-gpu.ts, float32: a block within float32
+ * rounding of a threshold may be decided differently from the CPU's float64 scores) and writes the
+ * layout words the kernel reads, all in one compute pass; the call is async only so that `returnStats`
+ * can read the map back. bench/sparse.bench.ts times the predictor on its own.
  */
 import { UnsupportedOptionError } from '../../core/errors.js';
-import type { Tensor } from '../../core/tensor.js';
+import { Tensor } from '../../core/tensor.js';
 import { type GpuTensor, download, isGpuTensor } from '../../gpu/gpu-tensor.js';
 import { assertOptionKeys } from '../../quant/option-checks.js';
-import type { AttentionResult, AttentionWithLse } from '../options.js';
+import type { AttentionProblem, AttentionResult, AttentionWithLse } from '../options.js';
 import { resolveAttentionProblem } from '../options.js';
 import { blockSparseAttentionCpu } from './block-sparse-cpu.js';
-import { type GpuBlockSparseStats, blockSparseAttentionGpu } from './block-sparse-gpu.js';
+import { type GpuBlockSparseStats, planWithLayoutWords } from './block-sparse-gpu.js';
+import { layoutDensity } from './block-layout.js';
+import { SPARSE_PARAMS_BYTES } from './block-sparse-wgsl-layout.js';
+import { type GpuSpargeMap, planSpargeBlockMapGpu } from './sparge-block-map-gpu.js';
 import type { BlockSparseOptions, BlockSparseStats } from './block-sparse-options.js';
 import { layoutFromBlockMap } from './layout-builders.js';
-import { type SpargeBlockMap, type SpargeMapStats, spargeBlockMap } from './sparge-block-map.js';
+import {
+  type SpargeBlockMap,
+  type SpargeMapStats,
+  resolveSpargeMapCall,
+  spargeBlockMap,
+} from './sparge-block-map.js';
 import {
   type PerHead,
+  type ResolvedSpargeMap,
   SPARGE_MAP_KEYS,
   SPARGE_TOPK_DEFAULTS,
   type SpargeBlockMapOptions,
@@ -284,27 +295,139 @@ async function spargeAttentionGpu(
     );
   }
   const r = resolve(q, k, v, opts);
-  const [qh, kh] = await Promise.all([download(q), download(k)]);
-  const stage1 = spargeBlockMap(qh, kh, r.mapOpts);
-  const layout = layoutFromBlockMap(stage1.map, {
-    nq: r.nq,
-    nk: r.nk,
-    blockQ: r.mapOpts.blockQ ?? 128,
-    blockK: r.mapOpts.blockK ?? 64,
-  });
-  const res = blockSparseAttentionGpu(q, k, v, layout, {
-    ...r.kernelOpts,
-    returnLse: opts.returnLse ?? false,
-    returnStats: true,
-  }) as { out: GpuTensor<'float32'>; lse?: GpuTensor<'float32'>; stats: GpuBlockSparseStats };
-  if (opts.returnStats) {
-    return {
-      out: res.out,
-      lse: res.lse,
-      blockMap: stage1.map,
-      stats: { kernel: res.stats, map: stage1.stats },
-    };
+  const { problem, resolved } = resolveSpargeMapCall(q, k, r.mapOpts);
+  const runtime = q.runtime;
+  const enc = runtime.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  const map = planSpargeBlockMapGpu(q, k, problem, resolved);
+  map.record(pass);
+  const thresholds = Float32Array.from(r.kernelOpts.pvThreshold as number[]);
+  runtime.device.queue.writeBuffer(map.words.buffer, map.thrOff * 4, thresholds);
+  const params = new ArrayBuffer(SPARSE_PARAMS_BYTES);
+  new Uint32Array(params).set([
+    map.qBlocks,
+    map.kBlocks,
+    resolved.blockQ,
+    resolved.blockK,
+    problem.batch,
+    problem.headsQ,
+    map.colOff,
+    0,
+    0,
+    map.thrOff,
+    opts.pvExemptLast ?? 2,
+    0,
+  ]);
+  let plan;
+  try {
+    plan = planWithLayoutWords(
+      q,
+      k,
+      v,
+      { ...r.kernelOpts, returnLse: opts.returnLse ?? false },
+      {
+        words: map.words,
+        params,
+        variable: false,
+        blockQ: resolved.blockQ,
+        numQBlocks: map.qBlocks,
+        density: NaN,
+      },
+    );
+  } catch (e) {
+    pass.end();
+    map.release();
+    map.words.destroy();
+    throw e;
   }
-  res.stats.pvCounts?.destroy();
-  return opts.returnLse ? { out: res.out, lse: res.lse as GpuTensor<'float32'> } : res.out;
+  plan.record(pass);
+  pass.end();
+  runtime.device.queue.submit([enc.finish()]);
+  plan.destroyTemporaries();
+  const out = plan.out;
+  const lse = opts.returnLse ? plan.lse : undefined;
+  if (!opts.returnLse) plan.lse.destroy();
+  try {
+    if (!opts.returnStats) {
+      plan.stats.pvCounts?.destroy();
+      return lse ? { out, lse } : out;
+    }
+    const [words, simQ, simK] = await Promise.all([
+      download(map.words),
+      download(map.simQ),
+      download(map.simK),
+    ]);
+    const summary = mapFromWords(
+      words.data as Int32Array,
+      map,
+      problem,
+      resolved,
+      simQ.data as Float32Array,
+      simK.data as Float32Array,
+    );
+    return {
+      out,
+      lse,
+      blockMap: summary.map,
+      stats: { kernel: { ...plan.stats, density: summary.entryDensity }, map: summary.stats },
+    };
+  } finally {
+    map.release();
+    map.words.destroy();
+  }
+}
+
+/** The block map and stage-1 statistics from GPU layout words (padded CSR) and block similarities. */
+function mapFromWords(
+  words: Int32Array,
+  m: GpuSpargeMap,
+  p: AttentionProblem,
+  o: ResolvedSpargeMap,
+  simQ: Float32Array,
+  simK: Float32Array,
+) {
+  const { qBlocks, kBlocks } = m;
+  const map = new Uint8Array(m.rows * kBlocks);
+  for (let r = 0; r < m.rows; r++) {
+    for (let e = words[2 * r]; e < words[2 * r + 1]; e++) map[r * kBlocks + words[m.colOff + e]] = 1;
+  }
+  const tensor = new Tensor(map, [p.batch, p.headsQ, qBlocks, kBlocks], 'bool');
+  const ratio = o.blockQ / o.blockK;
+  const headKept = new Float64Array(p.headsQ);
+  const headAllowed = new Float64Array(p.headsQ);
+  for (let b = 0; b < p.batch; b++) {
+    for (let h = 0; h < p.headsQ; h++) {
+      for (let i = 0; i < qBlocks; i++) {
+        const r = (b * p.headsQ + h) * qBlocks + i;
+        headKept[h] += words[2 * r + 1] - words[2 * r];
+        for (let j = 0; j < kBlocks; j++) if (!o.causal || j < (i + 1) * ratio) headAllowed[h]++;
+      }
+    }
+  }
+  let qSim = 0;
+  for (let s = 0; s < simQ.length; s++) {
+    const h = Math.floor(s / qBlocks) % p.headsQ;
+    if (simQ[s] > Math.fround(o.simThreshold[h])) qSim++;
+  }
+  let kSim = 0;
+  for (let s = 0; s < simK.length; s++) {
+    const hk = Math.floor(s / kBlocks) % p.headsKv;
+    if (simK[s] > Math.fround(o.simThreshold[hk * (p.headsQ / p.headsKv)])) kSim++;
+  }
+  const kept = headKept.reduce((a, x) => a + x, 0);
+  const allowed = headAllowed.reduce((a, x) => a + x, 0);
+  const layout = layoutFromBlockMap(tensor, {
+    nq: p.tokensQ,
+    nk: p.tokensKv,
+    blockQ: o.blockQ,
+    blockK: o.blockK,
+  });
+  const stats: SpargeMapStats = {
+    qSimilar: simQ.length === 0 ? 0 : qSim / simQ.length,
+    kSimilar: simK.length === 0 ? 0 : kSim / simK.length,
+    density: allowed === 0 ? 0 : kept / allowed,
+    headDensity: Float64Array.from(headKept, (x, h) => (headAllowed[h] === 0 ? 0 : x / headAllowed[h])),
+  };
+  const entryDensity = layoutDensity(layout, { causal: p.causal, causalAlignment: p.causalAlignment });
+  return { map: tensor, stats, entryDensity };
 }

@@ -21,6 +21,7 @@ import {
   denseLayout,
   layoutFromBlockMap,
   layoutFromSegments,
+  layoutFromTokenPredicate,
 } from '../../../src/attention/sparse/layout-builders.js';
 import { gaussianQkv, type CaseDims } from '../cases.js';
 import {
@@ -452,4 +453,24 @@ test('layoutToMask and the builders agree on a band with a sink', () => {
       assert.equal(mask[i * 20 + j], meets ? 1 : 0, `(${i}, ${j})`);
     }
   }
+});
+
+test('layoutFromTokenPredicate keeps exactly the blocks holding a kept entry (the band by predicate = bandLayout)', () => {
+  const tiling = { nq: 37, nk: 29, blockQ: 8, blockK: 6 };
+  const byPredicate = layoutFromTokenPredicate(tiling, (_b, _h, i, j) => Math.abs(i - j) <= 4 || j < 3);
+  const band = bandLayout({ ...tiling, window: 4, sinkKeys: 3 });
+  assert.deepEqual(byPredicate.rowOffsets, band.rowOffsets);
+  assert.deepEqual(byPredicate.columns, band.columns);
+  // per-head predicates give per-head rows
+  const perHead = layoutFromTokenPredicate({ ...tiling, heads: 2 }, (_b, h, i, j) =>
+    h === 0 ? i === j : j === 0,
+  );
+  const mask = layoutToMask(perHead).data;
+  for (let i = 0; i < 37; i++) {
+    for (let j = 0; j < 29; j++) {
+      if (i === j) assert.equal(mask[i * 29 + j], 1);
+      if (j === 0) assert.equal(mask[37 * 29 + i * 29 + j], 1);
+    }
+  }
+  assert.ok(layoutDensity(perHead) < 0.5);
 });
