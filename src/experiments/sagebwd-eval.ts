@@ -26,13 +26,16 @@
  *    length ≥ 1.1× at the shortest;
  * 7. finite inputs never give NaN or ±inf.
  *
- * Measured (quick, 3 seeds, `npx sparq eval sagebwd --quick`): 1 does not hold on Gaussian inputs by a
- * hair (17/18 cells pass; dQ at N 1024 has rel L1 0.060 = 2.07× the paper's, cos 0.9982) and does not
- * hold on the pathologies (K bias: dQ 0.085–0.092 because of the smooth-K term; Q/K outliers: dQ, dK and
- * dV above 2×); 2 does not hold (INT8 dP costs only 1.03× on dQ here); 3 holds (unquantized dS: 0.28×);
- * 4 holds (no smoothing: 2.85×); 5 does not hold — the term makes dQ 1.54× worse under a K bias, as its
- * derivation in sage-bwd-backward.ts predicts (it is zero in exact arithmetic and re-injects the forward's
- * O error scaled by |K_m|); 6 holds (N 1024 / N 128: 1.32×); 7 holds. Full-mode numbers: README.
+ * Measured (2026-12-01; quick = lengths 128/512/1024, full = 256/1024/2048, 3 seeds each; N 1024 cells are
+ * identical in both since the inputs depend only on seed and N). Full mode: 1 does not hold on Gaussian
+ * inputs by a hair (16/18 cells pass; dQ at N 1024 / 2048 has rel L1 0.060 / 0.059 = 2.07× / 2.03× the
+ * paper's, cos 0.9982–0.9983; dK the same, dV 0.044–0.058) and does not hold on the pathologies (K bias:
+ * dQ 0.076–0.092 because of the smooth-K term; Q/K outliers: dK and dV up to 0.105 / 0.109); 2 does not
+ * hold (INT8 dP costs only 1.02× on dQ); 3 holds (unquantized dS: 0.25×); 4 holds (no smoothing: 3.1×);
+ * 5 does not hold — the term makes dQ 1.52× worse under a K bias, as its derivation in
+ * sage-bwd-backward.ts predicts (zero in exact arithmetic, it re-injects the forward's O error scaled by
+ * |K_m|; without it the K-bias gradients equal the Gaussian ones exactly); 6 holds narrowly and not
+ * monotonically (N 2048 / N 256: 1.11×, but N 1024 is the worst; quick N 1024 / N 128: 1.32×); 7 holds.
  */
 import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
@@ -434,8 +437,6 @@ export const sagebwdEval = defineExperiment<SageBwdEvalConfig, SageBwdSeedResult
           yTitle: 'relative L1',
           series: 'series',
           std: 'std',
-          xScale: 'log',
-          yScale: 'log',
         }),
         barPlot({
           id: 'ablations-dq',
@@ -446,7 +447,6 @@ export const sagebwdEval = defineExperiment<SageBwdEvalConfig, SageBwdSeedResult
           y: 'relL1',
           yTitle: 'dQ relative L1',
           std: 'std',
-          yScale: 'log',
         }),
       ],
       headlines: [
