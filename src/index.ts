@@ -99,7 +99,9 @@ export { blockSparseAttentionCpu } from './attention/sparse/block-sparse-cpu.js'
 export {
   blockSparseAttentionGpu,
   planBlockSparseGpu,
+  planWithLayoutWords,
   readBlockSparseStats,
+  type GpuLayoutWords,
   type GpuBlockSparsePlan,
   type GpuBlockSparseStats,
 } from './attention/sparse/block-sparse-gpu.js';
@@ -145,6 +147,7 @@ export {
   SPARGE_TOPK_DEFAULTS,
   SPARGE_CDF_DEFAULTS,
 } from './attention/sparse/sparge-options.js';
+export { planSpargeBlockMapGpu, type GpuSpargeMap } from './attention/sparse/sparge-block-map-gpu.js';
 export {
   spargeAttention,
   type SpargeAttentionOptions,
