@@ -61,50 +61,59 @@ const cases: { name: string; dims: CaseDims; opts: SpargeAttentionOptions; dtype
   },
 ];
 
-test(
-  'the GPU predictor writes the CPU predictor’s block map; SpargeAttn on the GPU matches the CPU',
-  { skip },
-  async () => {
-    for (const c of cases) {
-      const host = structured(c.dims, 3, c.dtype);
-      const cpuMap = spargeBlockMap(host.q, host.k, {
-        blockQ: c.opts.blockQ,
-        blockK: c.opts.blockK,
-        layout: c.opts.layout,
-        smoothK: c.opts.smoothK,
-        simThreshold: c.opts.simThreshold,
-        cdfThreshold: c.opts.cdfThreshold,
-        cdfRule: c.opts.cdfRule,
-        topk: c.opts.topk,
-        causal: c.opts.causal,
-        attentionSink: c.opts.attentionSink,
-      });
-      const [q, k, v] = [host.q, host.k, host.v].map((t) => upload(rt, t)) as GpuTensor[];
-      const res = await spargeAttention(q, k, v, {
-        ...c.opts,
-        tier: 'f32',
-        returnStats: true,
-        returnLse: true,
-      });
-      assert.deepEqual(Array.from(res.blockMap.data), Array.from(cpuMap.map.data), `${c.name}: block map`);
-      assert.deepEqual(res.blockMap.shape, cpuMap.map.shape);
-      assert.ok(Math.abs(res.stats.map.density - cpuMap.stats.density) < 1e-12, `${c.name}: density`);
-      assert.equal(res.stats.map.qSimilar, cpuMap.stats.qSimilar, `${c.name}: qSimilar`);
-      assert.equal(res.stats.map.kSimilar, cpuMap.stats.kSimilar, `${c.name}: kSimilar`);
-      const out = await download(res.out);
-      const cpu = spargeAttention(host.q, host.k, host.v, {
-        ...c.opts,
-        returnStats: false,
-        returnLse: false,
-      });
-      assert.ok(!out.data.some(Number.isNaN));
-      const err = metrics.relL1(out, cpu);
-      assert.ok(err < (c.dtype ? 2e-3 : 1e-5), `${c.name}: GPU vs CPU relative L1 ${err}`);
-      for (const t of [q, k, v, res.out, res.lse as GpuTensor]) t.destroy();
-      res.stats.kernel.pvCounts?.destroy();
-    }
-  },
-);
+for (const tier of ['f32', 'subgroup-matrix'] as const) {
+  test(
+    `the GPU predictor writes the CPU predictor’s block map; SpargeAttn on the ${tier} tier matches the CPU`,
+    { skip },
+    async (t) => {
+      if (!rt.caps.tiers.includes(tier)) {
+        t.skip(`tier ${tier} not offered here`);
+        return;
+      }
+      for (const c of cases) {
+        const host = structured(c.dims, 3, c.dtype);
+        const cpuMap = spargeBlockMap(host.q, host.k, {
+          blockQ: c.opts.blockQ,
+          blockK: c.opts.blockK,
+          layout: c.opts.layout,
+          smoothK: c.opts.smoothK,
+          simThreshold: c.opts.simThreshold,
+          cdfThreshold: c.opts.cdfThreshold,
+          cdfRule: c.opts.cdfRule,
+          topk: c.opts.topk,
+          causal: c.opts.causal,
+          attentionSink: c.opts.attentionSink,
+        });
+        const [q, k, v] = [host.q, host.k, host.v].map((t) => upload(rt, t)) as GpuTensor[];
+        const res = await spargeAttention(q, k, v, {
+          ...c.opts,
+          tier,
+          returnStats: true,
+          returnLse: true,
+        });
+        assert.deepEqual(Array.from(res.blockMap.data), Array.from(cpuMap.map.data), `${c.name}: block map`);
+        assert.deepEqual(res.blockMap.shape, cpuMap.map.shape);
+        assert.ok(Math.abs(res.stats.map.density - cpuMap.stats.density) < 1e-12, `${c.name}: density`);
+        assert.equal(res.stats.map.qSimilar, cpuMap.stats.qSimilar, `${c.name}: qSimilar`);
+        assert.equal(res.stats.map.kSimilar, cpuMap.stats.kSimilar, `${c.name}: kSimilar`);
+        const out = await download(res.out);
+        const cpu = spargeAttention(host.q, host.k, host.v, {
+          ...c.opts,
+          returnStats: false,
+          returnLse: false,
+        });
+        assert.ok(!out.data.some(Number.isNaN));
+        const err = metrics.relL1(out, cpu);
+        assert.ok(
+          err < (c.dtype || tier !== 'f32' ? 2e-3 : 1e-5),
+          `${c.name} [${tier}]: GPU vs CPU relative L1 ${err}`,
+        );
+        for (const x of [q, k, v, res.out, res.lse as GpuTensor]) x.destroy();
+        res.stats.kernel.pvCounts?.destroy();
+      }
+    },
+  );
+}
 
 test('GPU SpargeAttn without stats returns GPU tensors; token orders are host-only', { skip }, async () => {
   const host = {
