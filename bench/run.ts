@@ -13,6 +13,7 @@ const MODULES: Record<string, () => Promise<{ default: BenchModule }>> = {
   attention: () => import('./attention.bench.js'),
   sage: () => import('./sage.bench.js'),
   sparse: () => import('./sparse.bench.js'),
+  svg: () => import('./svg.bench.js'),
 };
 
 const { values, positionals } = parseArgs({

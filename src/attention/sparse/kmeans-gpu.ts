@@ -267,12 +267,29 @@ fn main(@builtin(local_invocation_index) t: u32) {
   }
 }`;
 
-/**
- * k-means of the token rows of `x` ([B, H, N, D], float32 or float16) per (b, h), as the CPU `kmeans`
- * (module comment). Reads back one float per iteration (the largest move), and the final centroids
- * and sizes.
- */
-export async function kmeansGpu(x: GpuTensor, opts: KMeansGpuOptions): Promise<KMeansGpuResult> {
+/** The buffers and dispatches of one GPU k-means run; `kmeansGpu` drives it, benchmarks time its pieces. */
+export interface KMeansGpuRun {
+  readonly sets: number;
+  readonly n: number;
+  readonly clusters: number;
+  readonly maxIters: number;
+  readonly tol: number;
+  /** Writes the initial centroids (given, or gathered from the seeded sample) and waits for them. */
+  init(): Promise<void>;
+  /** Records one iteration: assignment, counting sort, segmented mean, largest move. */
+  recordIteration(pass: GPUComputePassEncoder): void;
+  /** Reads the largest move of the last iteration. */
+  readShift(): Promise<number>;
+  /** Makes the updated centroids current (after an iteration that did not converge). */
+  advance(): void;
+  /** Reads the current centroids and the sizes, hands over labels and order, frees the rest. */
+  finish(iterations: number, converged: boolean, shift: number): Promise<KMeansGpuResult>;
+  /** Frees everything (when abandoning the run). */
+  destroy(): void;
+}
+
+/** Validates the call and allocates a k-means run of the token rows of `x` (see `kmeansGpu`). */
+export function prepareKMeansGpu(x: GpuTensor, opts: KMeansGpuOptions): KMeansGpuRun {
   if (x.dtype !== 'float32' && x.dtype !== 'float16') {
     throw new UnsupportedOptionError(`GPU k-means takes float32 or float16 points; got ${x.dtype}`);
   }
@@ -312,108 +329,145 @@ export async function kmeansGpu(x: GpuTensor, opts: KMeansGpuOptions): Promise<K
   const shift = emptyGpu(rt, [sets, C], 'float32', 'kmeans shift');
   const sizes = emptyGpu(rt, [sets, C], 'int32', 'kmeans sizes');
   const maxShift = emptyGpu(rt, [1], 'float32', 'kmeans max shift');
-  const temps = [ranks, counts, offsets, shift, sizes, maxShift];
-  try {
-    const encode = (record: (pass: GPUComputePassEncoder) => void) => {
-      const enc = rt.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      record(pass);
-      pass.end();
-      rt.device.queue.submit([enc.finish()]);
-    };
-    if (opts.init) {
-      rt.device.queue.writeBuffer(cent.buffer, 0, Float32Array.from(opts.init));
-    } else {
-      const idx = upload(rt, new Tensor(kmeansInitIndices(sets, n, C, o.seed), [sets * C], 'int32'));
-      encode((pass) =>
-        recordDispatch(
-          rt,
-          pass,
-          initWgsl(input, D),
-          [params, x.buffer, idx.buffer, cent.buffer],
-          Math.ceil((sets * C * D) / 256),
-        ),
-      );
-      await rt.sync();
-      idx.destroy();
-    }
-    let iterations = 0;
-    let moved = Infinity;
-    let converged = false;
-    for (let it = 0; it < o.maxIters; it++) {
-      iterations = it + 1;
-      encode((pass) => {
-        recordDispatch(rt, pass, ZERO_WGSL, [counts.buffer], Math.ceil((sets * C * chunks) / 256));
-        recordDispatch(
-          rt,
-          pass,
-          assignWgsl(input, D, TC),
-          [params, x.buffer, cent.buffer, labels.buffer],
-          [Math.ceil(n / ASSIGN_WG), sets, 1],
-        );
-        recordDispatch(
-          rt,
-          pass,
-          RANK_WGSL,
-          [params, labels.buffer, ranks.buffer, counts.buffer],
-          [chunks, sets, 1],
-        );
-        recordDispatch(rt, pass, SCAN_WGSL, [params, counts.buffer, offsets.buffer], [sets, 1, 1]);
-        recordDispatch(
-          rt,
-          pass,
-          SCATTER_WGSL,
-          [params, labels.buffer, ranks.buffer, offsets.buffer, order.buffer],
-          [chunks, sets, 1],
-        );
-        recordDispatch(
-          rt,
-          pass,
-          updateWgsl(input, D),
-          [
-            params,
-            x.buffer,
-            order.buffer,
-            offsets.buffer,
-            cent.buffer,
-            next.buffer,
-            shift.buffer,
-            sizes.buffer,
-          ],
-          [C, sets, 1],
-        );
-        recordDispatch(rt, pass, MAX_WGSL, [shift.buffer, maxShift.buffer], [1, 1, 1]);
-      });
-      moved = (await download(maxShift)).data[0];
-      if (moved < o.tol) {
-        converged = true;
-        break;
-      }
-      [cent, next] = [next, cent];
-    }
-    const centroids = Float64Array.from((await download(cent)).data);
-    const sizesHost = Int32Array.from((await download(sizes)).data);
-    return {
-      labels,
-      order,
-      centroids,
-      sizes: sizesHost,
-      iterations,
-      converged,
-      shift: moved,
-      destroy: () => {
-        labels.destroy();
-        order.destroy();
-      },
-    };
-  } catch (e) {
-    labels.destroy();
-    order.destroy();
-    throw e;
-  } finally {
+  const freeWork = () => {
     params.destroy();
     cent.destroy();
     next.destroy();
-    for (const t of temps) t.destroy();
+    for (const t of [ranks, counts, offsets, shift, sizes, maxShift]) t.destroy();
+  };
+  return {
+    sets,
+    n,
+    clusters: C,
+    maxIters: o.maxIters,
+    tol: o.tol,
+    async init() {
+      if (opts.init) {
+        rt.device.queue.writeBuffer(cent.buffer, 0, Float32Array.from(opts.init));
+        return;
+      }
+      const idx = upload(rt, new Tensor(kmeansInitIndices(sets, n, C, o.seed), [sets * C], 'int32'));
+      const enc = rt.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      recordDispatch(
+        rt,
+        pass,
+        initWgsl(input, D),
+        [params, x.buffer, idx.buffer, cent.buffer],
+        Math.ceil((sets * C * D) / 256),
+      );
+      pass.end();
+      rt.device.queue.submit([enc.finish()]);
+      await rt.sync();
+      idx.destroy();
+    },
+    recordIteration(pass) {
+      recordDispatch(rt, pass, ZERO_WGSL, [counts.buffer], Math.ceil((sets * C * chunks) / 256));
+      recordDispatch(
+        rt,
+        pass,
+        assignWgsl(input, D, TC),
+        [params, x.buffer, cent.buffer, labels.buffer],
+        [Math.ceil(n / ASSIGN_WG), sets, 1],
+      );
+      recordDispatch(
+        rt,
+        pass,
+        RANK_WGSL,
+        [params, labels.buffer, ranks.buffer, counts.buffer],
+        [chunks, sets, 1],
+      );
+      recordDispatch(rt, pass, SCAN_WGSL, [params, counts.buffer, offsets.buffer], [sets, 1, 1]);
+      recordDispatch(
+        rt,
+        pass,
+        SCATTER_WGSL,
+        [params, labels.buffer, ranks.buffer, offsets.buffer, order.buffer],
+        [chunks, sets, 1],
+      );
+      recordDispatch(
+        rt,
+        pass,
+        updateWgsl(input, D),
+        [
+          params,
+          x.buffer,
+          order.buffer,
+          offsets.buffer,
+          cent.buffer,
+          next.buffer,
+          shift.buffer,
+          sizes.buffer,
+        ],
+        [C, sets, 1],
+      );
+      recordDispatch(rt, pass, MAX_WGSL, [shift.buffer, maxShift.buffer], [1, 1, 1]);
+    },
+    async readShift() {
+      return (await download(maxShift)).data[0];
+    },
+    advance() {
+      [cent, next] = [next, cent];
+    },
+    async finish(iterations, converged, moved) {
+      try {
+        const centroids = Float64Array.from((await download(cent)).data);
+        const sizesHost = Int32Array.from((await download(sizes)).data);
+        return {
+          labels,
+          order,
+          centroids,
+          sizes: sizesHost,
+          iterations,
+          converged,
+          shift: moved,
+          destroy: () => {
+            labels.destroy();
+            order.destroy();
+          },
+        };
+      } finally {
+        freeWork();
+      }
+    },
+    destroy() {
+      freeWork();
+      labels.destroy();
+      order.destroy();
+    },
+  };
+}
+
+/**
+ * k-means of the token rows of `x` ([B, H, N, D], float32 or float16) per (b, h), as the CPU `kmeans`
+ * (module comment). Reads back one float per iteration (the largest move), and the final centroids
+ * and sizes.
+ */
+export async function kmeansGpu(x: GpuTensor, opts: KMeansGpuOptions): Promise<KMeansGpuResult> {
+  const run = prepareKMeansGpu(x, opts);
+  const rt = x.runtime;
+  try {
+    await run.init();
+    let iterations = 0;
+    let moved = Infinity;
+    let converged = false;
+    for (let it = 0; it < run.maxIters; it++) {
+      iterations = it + 1;
+      const enc = rt.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      run.recordIteration(pass);
+      pass.end();
+      rt.device.queue.submit([enc.finish()]);
+      moved = await run.readShift();
+      if (moved < run.tol) {
+        converged = true;
+        break;
+      }
+      run.advance();
+    }
+    return await run.finish(iterations, converged, moved);
+  } catch (e) {
+    run.destroy();
+    throw e;
   }
 }
