@@ -7,7 +7,7 @@ set -uo pipefail
 source .gpu-bundle/unpack.sh >/dev/null
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 
 for step in "$@"; do
   start=$(date +%s)
   case "$step" in
@@ -21,8 +21,8 @@ for step in "$@"; do
     bench:*)
       IFS=: read -r _ area filter <<<"$step"
       timeout 400 node --import tsx bench/run.ts "$area" ${filter:+--filter "$filter"} \
-        --out "$out/bench-$area.json" >"$out/bench-$area.md" 2>&1
-      tail -40 "$out/bench-$area.md" ;;
+        --out "$out/bench-$area.json" >"/tmp/bench-$area.md" 2>&1
+      grep -E "^\|" "/tmp/bench-$area.md" | cut -c1-160; tail -3 "/tmp/bench-$area.md" ;;
     sdpa)
       timeout 120 python3 tools/sdpa-peer.py >"$out/sdpa.json" 2>&1; tail -c 600 "$out/sdpa.json" ;;
   esac
