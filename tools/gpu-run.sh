@@ -12,7 +12,7 @@ for step in "$@"; do
   start=$(date +%s)
   case "$step" in
     tests)
-      SPARQ_REQUIRE_WEBGPU=1 timeout 240 node tools/run-tests.mjs test/attention test/gpu test/cli/attention \
+      SPARQ_REQUIRE_WEBGPU=1 timeout 200 node tools/run-tests.mjs test/attention test/gpu test/cli/attention \
         >"$out/tests.log" 2>&1
       grep -E '^# (tests|pass|fail|skipped)' "$out/tests.log"
       grep -E '^not ok' "$out/tests.log" | head -20 ;;
@@ -20,7 +20,7 @@ for step in "$@"; do
       timeout 120 node --import tsx tools/validate-wgsl.ts >"$out/wgsl.log" 2>&1; tail -3 "$out/wgsl.log" ;;
     bench:*)
       IFS=: read -r _ area filter <<<"$step"
-      timeout 400 node --import tsx bench/run.ts "$area" ${filter:+--filter "$filter"} \
+      timeout ${BENCH_TIMEOUT:-330} node --import tsx bench/run.ts "$area" ${filter:+--filter "$filter"} \
         --out "$out/bench-$area.json" >"/tmp/bench-$area.md" 2>&1
       grep -E "^\|" "/tmp/bench-$area.md" | cut -c1-160; tail -3 "/tmp/bench-$area.md" ;;
     sdpa)
