@@ -55,16 +55,14 @@
  *
  * Outcome: see the README section "Sparse VideoGen and SVG2" (full mode) and `sparq eval sparse --quick`.
  */
-import { Rng } from "../core/rng.js";
-import { Tensor } from "../core/tensor.js";
-import { attentionCpu } from "../attention/dense-cpu.js";
-import { spargeAttention } from "../attention/sparse/sparge-attention.js";
-import {
-  spargeBlockMap,
-  spargeBlockStatistics,
-  selectBlocks,
-} from "../attention/sparse/sparge-block-map.js";
-import { resolveSpargeMap } from "../attention/sparse/sparge-options.js";
+import { Rng } from '../core/rng.js';
+import { Tensor } from '../core/tensor.js';
+import { attentionCpu } from '../attention/dense-cpu.js';
+import { layoutDensity } from '../attention/sparse/block-layout.js';
+import { layoutFromTokenPredicate } from '../attention/sparse/layout-builders.js';
+import { spargeAttention } from '../attention/sparse/sparge-attention.js';
+import { spargeBlockMap, spargeBlockStatistics, selectBlocks } from '../attention/sparse/sparge-block-map.js';
+import { resolveSpargeMap } from '../attention/sparse/sparge-options.js';
 import {
   type TokenOrder,
   type TokenOrderName,
@@ -73,33 +71,17 @@ import {
   randomOrder,
   rowMajorOrder,
   timeMajorOrder,
-} from "../attention/sparse/token-orders.js";
-import { kmeans, kmeansInertia } from "../attention/sparse/kmeans.js";
-import { svgAttention } from "../attention/sparse/svg.js";
-import { planSvg, svgKeepPredicate } from "../attention/sparse/svg-plan.js";
-import { svg2Attention } from "../attention/sparse/svg2.js";
-import {
-  clusterMapDensity,
-  svg2ClusterMap,
-} from "../attention/sparse/svg2-map.js";
-import {
-  type Svg2Plan,
-  planSvg2,
-  svg2KeepPredicate,
-} from "../attention/sparse/svg2-plan.js";
-import {
-  type VideoHeadKind,
-  VIDEO_HEAD_KINDS,
-  videoWorkload,
-} from "../attention/sparse/video-workload.js";
-import {
-  type Finding,
-  type MetricRow,
-  type Verdict,
-  defineExperiment,
-} from "./experiment.js";
-import { linePlot } from "./plot-spec.js";
-import { metricRow } from "./stats.js";
+} from '../attention/sparse/token-orders.js';
+import { kmeans, kmeansInertia } from '../attention/sparse/kmeans.js';
+import { svgAttention } from '../attention/sparse/svg.js';
+import { planSvg, svgKeepPredicate } from '../attention/sparse/svg-plan.js';
+import { svg2Attention } from '../attention/sparse/svg2.js';
+import { clusterMapDensity, svg2ClusterMap } from '../attention/sparse/svg2-map.js';
+import { type Svg2Plan, planSvg2, svg2KeepPredicate } from '../attention/sparse/svg2-plan.js';
+import { type VideoHeadKind, VIDEO_HEAD_KINDS, videoWorkload } from '../attention/sparse/video-workload.js';
+import { type Finding, type MetricRow, type Verdict, defineExperiment } from './experiment.js';
+import { linePlot } from './plot-spec.js';
+import { metricRow } from './stats.js';
 import {
   type MaskScore,
   type OracleRows,
@@ -108,7 +90,7 @@ import {
   oracleRows,
   outputRelL1,
   scoreMask,
-} from "./sparse-measure.js";
+} from './sparse-measure.js';
 
 export interface SparseEvalConfig {
   frames: number;
@@ -144,7 +126,7 @@ export interface SparseEvalConfig {
   spargeL1Target: number;
   spargeCalibRows: number;
   spargeDenseAbove: number;
-  spargeRule: "inclusive" | "exclusive";
+  spargeRule: 'inclusive' | 'exclusive';
   spargeBlockQ: number;
   spargeBlockK: number;
   spargeOrders: TokenOrderName[];
@@ -159,24 +141,19 @@ const SPARGE_DEFAULTS = {
   spargeL1Target: 0.05,
   spargeCalibRows: 256,
   spargeDenseAbove: 0.9,
-  spargeRule: "inclusive" as const,
+  spargeRule: 'inclusive' as const,
   spargeBlockQ: 128,
   spargeBlockK: 64,
-  spargeOrders: [
-    "row-major",
-    "time-major",
-    "hilbert",
-    "random",
-  ] as TokenOrderName[],
+  spargeOrders: ['row-major', 'time-major', 'hilbert', 'random'] as TokenOrderName[],
 };
 
-const MODES: Record<"quick" | "full", SparseEvalConfig> = {
+const MODES: Record<'quick' | 'full', SparseEvalConfig> = {
   quick: {
     frames: 8,
     height: 16,
     width: 16,
     headDim: 64,
-    heads: ["spatial", "temporal", "semantic"],
+    heads: ['spatial', 'temporal', 'semantic'],
     evalRows: 0,
     svgDensity: 0.25,
     svgDensities: [0.1, 0.15, 0.25, 0.35, 0.5],
@@ -186,7 +163,7 @@ const MODES: Record<"quick" | "full", SparseEvalConfig> = {
     kClusters: 64,
     topP: 0.9,
     topPs: [0.8, 0.85, 0.9, 0.95],
-    warmKinds: ["semantic"],
+    warmKinds: ['semantic'],
     warmSteps: 4,
     drift: 0.1,
     timedHeads: 3,
@@ -197,14 +174,7 @@ const MODES: Record<"quick" | "full", SparseEvalConfig> = {
     height: 32,
     width: 32,
     headDim: 64,
-    heads: [
-      "spatial",
-      "temporal",
-      "semantic",
-      "spatial",
-      "temporal",
-      "semantic",
-    ],
+    heads: ['spatial', 'temporal', 'semantic', 'spatial', 'temporal', 'semantic'],
     evalRows: 512,
     svgDensity: 0.25,
     svgDensities: [0.1, 0.15, 0.25, 0.35, 0.5],
@@ -214,7 +184,7 @@ const MODES: Record<"quick" | "full", SparseEvalConfig> = {
     kClusters: 256,
     topP: 0.9,
     topPs: [0.8, 0.85, 0.9, 0.95],
-    warmKinds: ["semantic"],
+    warmKinds: ['semantic'],
     warmSteps: 4,
     drift: 0.1,
     timedHeads: 1,
@@ -223,13 +193,13 @@ const MODES: Record<"quick" | "full", SparseEvalConfig> = {
 };
 
 const SPARGE_METHODS = {
-  "row-major": "Sparge row-major",
-  "time-major": "Sparge time-major",
-  hilbert: "Sparge Hilbert",
-  random: "Sparge random",
+  'row-major': 'Sparge row-major',
+  'time-major': 'Sparge time-major',
+  hilbert: 'Sparge Hilbert',
+  random: 'Sparge random',
 } as const;
 type SpargeMethod = (typeof SPARGE_METHODS)[TokenOrderName];
-type MethodId = "dense" | "SVG" | "SVG2" | SpargeMethod;
+type MethodId = 'dense' | 'SVG' | 'SVG2' | SpargeMethod;
 
 /** A method's score on one head. */
 interface HeadScore extends MaskScore {
@@ -249,7 +219,9 @@ export interface SparseSeedResult {
   heads: VideoHeadKind[];
   operating: HeadScore[];
   /** SVG's profiling choice per head. */
-  svgKinds: ("spatial" | "temporal")[];
+  svgKinds: ('spatial' | 'temporal')[];
+  /** Tile density of the temporal band if it ran in frame-major order (no layout transform). */
+  svgTemporalUntransformedDensity: number;
   sweeps: SweepPoint[];
   /**
    * Per warm-start head and step ≥ 1: inertia after 2 iterations from the previous step's (warm) centroids,
@@ -330,14 +302,10 @@ function svg2AtTopP(plan: Svg2Plan, topP: number, d: number, smScale: number) {
   return { keep: svg2KeepPredicate({ ...plan, map }), density };
 }
 
-function tokenOrder(
-  name: TokenOrderName,
-  c: SparseEvalConfig,
-  seed: number,
-): TokenOrder {
-  if (name === "row-major") return rowMajorOrder(c.frames, c.height, c.width);
-  if (name === "time-major") return timeMajorOrder(c.frames, c.height, c.width);
-  if (name === "hilbert") return hilbertOrder3d(c.frames, c.height, c.width);
+function tokenOrder(name: TokenOrderName, c: SparseEvalConfig, seed: number): TokenOrder {
+  if (name === 'row-major') return rowMajorOrder(c.frames, c.height, c.width);
+  if (name === 'time-major') return timeMajorOrder(c.frames, c.height, c.width);
+  if (name === 'hilbert') return hilbertOrder3d(c.frames, c.height, c.width);
   return randomOrder(c.frames, c.height, c.width, seed);
 }
 
@@ -345,29 +313,19 @@ function tokenOrder(
  * SpargeAttn's mask in the original order: stage 1 on Q, K in `order`, block (i, j) of the reordered
  * sequence kept ⇒ the original tokens at those reordered positions kept; and its entry density per head.
  */
-function spargeKeep(
-  map: Uint8Array,
-  order: TokenOrder,
-  heads: number,
-  n: number,
-  c: SparseEvalConfig,
-) {
+function spargeKeep(map: Uint8Array, order: TokenOrder, heads: number, n: number, c: SparseEvalConfig) {
   const qb = Math.ceil(n / c.spargeBlockQ);
   const kb = Math.ceil(n / c.spargeBlockK);
   const inv = order.inverse;
   const keep = (_b: number, h: number, i: number, j: number) =>
-    map[
-      (h * qb + Math.floor(inv[i] / c.spargeBlockQ)) * kb +
-        Math.floor(inv[j] / c.spargeBlockK)
-    ] === 1;
+    map[(h * qb + Math.floor(inv[i] / c.spargeBlockQ)) * kb + Math.floor(inv[j] / c.spargeBlockK)] === 1;
   const density = Array.from({ length: heads }, (_, h) => {
     let kept = 0;
     for (let i = 0; i < qb; i++) {
       const rows = Math.min(n, (i + 1) * c.spargeBlockQ) - i * c.spargeBlockQ;
       for (let j = 0; j < kb; j++) {
         if (map[(h * qb + i) * kb + j])
-          kept +=
-            rows * (Math.min(n, (j + 1) * c.spargeBlockK) - j * c.spargeBlockK);
+          kept += rows * (Math.min(n, (j + 1) * c.spargeBlockK) - j * c.spargeBlockK);
       }
     }
     return kept / (n * n);
@@ -397,20 +355,16 @@ async function measureSeed(
   const n = w.q.shape[2];
   const smScale = 1 / Math.sqrt(c.headDim);
   const rows = evaluationRows(n, c.evalRows, Rng.fromSeed(seed).split(7));
-  const oracles: OracleRows[] = c.heads.map((_, h) =>
-    oracleRows(w.q, w.k, w.v, h, rows),
-  );
-  progress(1, "float64 reference");
+  const oracles: OracleRows[] = c.heads.map((_, h) => oracleRows(w.q, w.k, w.v, h, rows));
+  progress(1, 'float64 reference');
   const operating: HeadScore[] = [];
   const sweeps: SweepPoint[] = [];
-  const score = (
-    keep: (b: number, h: number, i: number, j: number) => boolean,
-    h: number,
-  ) => scoreMask(oracles[h], (i, j) => keep(0, h, i, j));
+  const score = (keep: (b: number, h: number, i: number, j: number) => boolean, h: number) =>
+    scoreMask(oracles[h], (i, j) => keep(0, h, i, j));
 
   for (const [h, kind] of c.heads.entries()) {
     operating.push({
-      method: "dense",
+      method: 'dense',
       head: h,
       kind,
       density: 1,
@@ -424,7 +378,7 @@ async function measureSeed(
   const svgKeep = svgKeepPredicate(svgPlan);
   for (const [h, kind] of c.heads.entries()) {
     operating.push({
-      method: "SVG",
+      method: 'SVG',
       head: h,
       kind,
       density: svgPlan.density,
@@ -436,8 +390,8 @@ async function measureSeed(
     const keep = svgKeepPredicate(plan);
     for (const [h, kind] of c.heads.entries()) {
       sweeps.push({
-        method: "SVG",
-        param: "density budget",
+        method: 'SVG',
+        param: 'density budget',
         value: density,
         head: h,
         kind,
@@ -446,7 +400,20 @@ async function measureSeed(
       });
     }
   }
-  progress(2, "SVG");
+  // what a temporal head's band costs without the token-major transform: the frame-major tiles its
+  // kept entries touch (the transform is why SVG can run both head kinds on one band; §2.2 step 3)
+  const allTemporal = svgKeepPredicate(
+    planSvg(w.q, w.k, w.v, {
+      ...svgOptions(c, c.svgDensity, seed),
+      headKinds: c.heads.map(() => 'temporal' as const),
+    }),
+  );
+  const temporalUntransformed = layoutDensity(
+    layoutFromTokenPredicate({ nq: n, nk: n, blockQ: c.svgBlock, blockK: c.svgBlock }, (_b, _h, i, j) =>
+      allTemporal(0, 0, i, j),
+    ),
+  );
+  progress(2, 'SVG');
 
   const svg2Opts = {
     qClusters: c.qClusters,
@@ -458,7 +425,7 @@ async function measureSeed(
   const svg2Keep = svg2KeepPredicate(svg2Plan);
   for (const [h, kind] of c.heads.entries()) {
     operating.push({
-      method: "SVG2",
+      method: 'SVG2',
       head: h,
       kind,
       density: svg2Plan.density[h],
@@ -469,8 +436,8 @@ async function measureSeed(
     const { keep, density } = svg2AtTopP(svg2Plan, topP, c.headDim, smScale);
     for (const [h, kind] of c.heads.entries()) {
       sweeps.push({
-        method: "SVG2",
-        param: "top-p",
+        method: 'SVG2',
+        param: 'top-p',
         value: topP,
         head: h,
         kind,
@@ -479,7 +446,7 @@ async function measureSeed(
       });
     }
   }
-  progress(3, "SVG2");
+  progress(3, 'SVG2');
 
   // SpargeAttn: per-head (θ, τ) calibrated to the relative-L1 target on a separate clip (paper §3.6),
   // then applied to this clip; a head that cannot get below spargeDenseAbove is marked dense (θ = τ = 1)
@@ -487,14 +454,8 @@ async function measureSeed(
     ...base,
     seed: seed + CALIBRATION_SEED_OFFSET,
   });
-  const calibRows = evaluationRows(
-    n,
-    c.spargeCalibRows,
-    Rng.fromSeed(seed).split(8),
-  );
-  const calibOracles = c.heads.map((_, h) =>
-    oracleRows(calib.q, calib.k, calib.v, h, calibRows),
-  );
+  const calibRows = evaluationRows(n, c.spargeCalibRows, Rng.fromSeed(seed).split(8));
+  const calibOracles = c.heads.map((_, h) => oracleRows(calib.q, calib.k, calib.v, h, calibRows));
   const spargeMap = (theta: ArrayLike<number>, tau: ArrayLike<number>) =>
     resolveSpargeMap(
       {
@@ -506,21 +467,17 @@ async function measureSeed(
       },
       c.heads.length,
     );
-  const spargeCalibration: SparseSeedResult["spargeCalibration"] = [];
+  const spargeCalibration: SparseSeedResult['spargeCalibration'] = [];
   for (const name of c.spargeOrders) {
     const order = tokenOrder(name, c, seed);
     const stats = (x: typeof w) =>
-      spargeBlockStatistics(
-        applyTokenOrder(x.q, order),
-        applyTokenOrder(x.k, order),
-        {
-          layout: "HND",
-          blockQ: c.spargeBlockQ,
-          blockK: c.spargeBlockK,
-          smoothK: true,
-          headDim: c.headDim,
-        },
-      );
+      spargeBlockStatistics(applyTokenOrder(x.q, order), applyTokenOrder(x.k, order), {
+        layout: 'HND',
+        blockQ: c.spargeBlockQ,
+        blockK: c.spargeBlockK,
+        smoothK: true,
+        headDim: c.headDim,
+      });
     const calibStats = stats(calib);
     const theta = new Float64Array(c.heads.length).fill(1);
     const tau = new Float64Array(c.heads.length).fill(1);
@@ -528,14 +485,11 @@ async function measureSeed(
     for (const th of c.spargeThetas) {
       for (const t of c.spargeTaus) {
         const all = (x: number) => new Array<number>(c.heads.length).fill(x);
-        const map = selectBlocks(calibStats, spargeMap(all(th), all(t))).map
-          .data as Uint8Array;
+        const map = selectBlocks(calibStats, spargeMap(all(th), all(t))).map.data as Uint8Array;
         const { keep, density } = spargeKeep(map, order, c.heads.length, n, c);
         for (let h = 0; h < c.heads.length; h++) {
           if (density[h] >= best[h].density) continue;
-          const l1 = scoreMask(calibOracles[h], (i, j) =>
-            keep(0, h, i, j),
-          ).relL1;
+          const l1 = scoreMask(calibOracles[h], (i, j) => keep(0, h, i, j)).relL1;
           if (l1 <= c.spargeL1Target) {
             best[h] = { density: density[h], relL1: l1 };
             theta[h] = th;
@@ -577,10 +531,7 @@ async function measureSeed(
     }
     for (const t of c.spargeTaus) {
       const sweep = spargeKeep(
-        selectBlocks(
-          st,
-          spargeMap(theta, new Array<number>(c.heads.length).fill(t)),
-        ).map.data as Uint8Array,
+        selectBlocks(st, spargeMap(theta, new Array<number>(c.heads.length).fill(t))).map.data as Uint8Array,
         order,
         c.heads.length,
         n,
@@ -589,7 +540,7 @@ async function measureSeed(
       for (const [h, kind] of c.heads.entries()) {
         sweeps.push({
           method,
-          param: "τ",
+          param: 'τ',
           value: t,
           head: h,
           kind,
@@ -599,16 +550,13 @@ async function measureSeed(
       }
     }
   }
-  progress(4, "SpargeAttn");
+  progress(4, 'SpargeAttn');
 
-  const warmStart: SparseSeedResult["warmStart"] = [];
-  const warmHeads = c.heads.flatMap((kind, h) =>
-    c.warmKinds.includes(kind) ? [h] : [],
-  );
+  const warmStart: SparseSeedResult['warmStart'] = [];
+  const warmHeads = c.heads.flatMap((kind, h) => (c.warmKinds.includes(kind) ? [h] : []));
   const previous = new Map<number, Float64Array>();
   for (let step = 0; step < c.warmSteps; step++) {
-    const ws =
-      step === 0 ? w : videoWorkload({ ...base, step, drift: c.drift });
+    const ws = step === 0 ? w : videoWorkload({ ...base, step, drift: c.drift });
     for (const h of warmHeads) {
       const points = headSlice(ws.q, h).data as Float64Array;
       const shape = { sets: 1, n, d: c.headDim };
@@ -638,9 +586,7 @@ async function measureSeed(
           warmConvergedInertia: inertia(settled),
           warmIterations: settled.iterations,
           coldInertia: inertia(cold),
-          cold2Inertia: inertia(
-            kmeans(points, shape, { clusters: c.qClusters, maxIters: 2, seed }),
-          ),
+          cold2Inertia: inertia(kmeans(points, shape, { clusters: c.qClusters, maxIters: 2, seed })),
           coldIterations: cold.iterations,
         });
         previous.set(h, warm.centroids);
@@ -649,7 +595,7 @@ async function measureSeed(
       }
     }
   }
-  progress(5, "warm start");
+  progress(5, 'warm start');
 
   const timed = Math.min(c.timedHeads, c.heads.length);
   const [q, k, v] = [w.q, w.k, w.v].map((t) => sliceHeads(t, timed));
@@ -672,24 +618,24 @@ async function measureSeed(
   t0 = clock();
   const svg2Out = svg2Attention(q, k, v, { ...svg2Opts, plan: tSvg2Plan });
   const svg2Ms = clock() - t0;
-  const kernelCheck: SparseSeedResult["kernelCheck"] = [];
+  const kernelCheck: SparseSeedResult['kernelCheck'] = [];
   const tSvgKeep = svgKeepPredicate(tSvgPlan);
   const tSvg2Keep = svg2KeepPredicate(tSvg2Plan);
   for (let h = 0; h < timed; h++) {
     kernelCheck.push({
-      method: "dense",
+      method: 'dense',
       head: h,
       kernelRelL1: outputRelL1(oracles[h], dense, h),
       maskRelL1: 0,
     });
     kernelCheck.push({
-      method: "SVG",
+      method: 'SVG',
       head: h,
       kernelRelL1: outputRelL1(oracles[h], svgOut, h),
       maskRelL1: scoreMask(oracles[h], (i, j) => tSvgKeep(0, h, i, j)).relL1,
     });
     kernelCheck.push({
-      method: "SVG2",
+      method: 'SVG2',
       head: h,
       kernelRelL1: outputRelL1(oracles[h], svg2Out, h),
       maskRelL1: scoreMask(oracles[h], (i, j) => tSvg2Keep(0, h, i, j)).relL1,
@@ -698,18 +644,15 @@ async function measureSeed(
   // SpargeAttn through spargeAttention (token order → stage-1 map → block-sparse kernel, stage-2
   // pvthreshd 50 never skips → inverse order), with the Hilbert order's calibrated θ, τ; the predictor
   // alone is timed by spargeBlockMap on the reordered tokens
-  const hilbert = tokenOrder("hilbert", c, seed);
-  const calibrated = (field: "theta" | "tau") =>
+  const hilbert = tokenOrder('hilbert', c, seed);
+  const calibrated = (field: 'theta' | 'tau') =>
     Array.from(
       { length: timed },
-      (_, h) =>
-        spargeCalibration.find(
-          (x) => x.method === "Sparge Hilbert" && x.head === h,
-        )?.[field] ?? 1,
+      (_, h) => spargeCalibration.find((x) => x.method === 'Sparge Hilbert' && x.head === h)?.[field] ?? 1,
     );
   const spargeOpts = {
-    cdfThreshold: calibrated("tau"),
-    simThreshold: calibrated("theta"),
+    cdfThreshold: calibrated('tau'),
+    simThreshold: calibrated('theta'),
     cdfRule: c.spargeRule,
     blockQ: c.spargeBlockQ,
     blockK: c.spargeBlockK,
@@ -725,27 +668,21 @@ async function measureSeed(
     returnStats: true,
   });
   const spargeMs = clock() - t0;
-  const tSparge = spargeKeep(
-    sparge.blockMap.data as Uint8Array,
-    hilbert,
-    timed,
-    n,
-    c,
-  );
+  const tSparge = spargeKeep(sparge.blockMap.data as Uint8Array, hilbert, timed, n, c);
   for (let h = 0; h < timed; h++) {
     kernelCheck.push({
-      method: "Sparge Hilbert",
+      method: 'Sparge Hilbert',
       head: h,
       kernelRelL1: outputRelL1(oracles[h], sparge.out, h),
-      maskRelL1: scoreMask(oracles[h], (i, j) => tSparge.keep(0, h, i, j))
-        .relL1,
+      maskRelL1: scoreMask(oracles[h], (i, j) => tSparge.keep(0, h, i, j)).relL1,
     });
   }
-  progress(6, "kernels");
+  progress(6, 'kernels');
   return {
     heads: c.heads,
     operating,
     svgKinds: svgPlan.headKinds.map((x) => x),
+    svgTemporalUntransformedDensity: temporalUntransformed,
     sweeps,
     warmStart,
     spargeCalibration,
@@ -763,49 +700,33 @@ async function measureSeed(
   };
 }
 
-const mean = (xs: number[]) =>
-  xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
-const f = (x: number, digits = 3) =>
-  Number.isFinite(x) ? x.toPrecision(digits) : String(x);
+const mean = (xs: number[]) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+const f = (x: number, digits = 3) => (Number.isFinite(x) ? x.toPrecision(digits) : String(x));
 
 /** Per seed, the mean over heads of `kind` of a field of the operating points of `method`. */
 function perSeed(
   runs: readonly SparseSeedResult[],
   method: MethodId,
   kind: VideoHeadKind,
-  field: keyof MaskScore | "density",
+  field: keyof MaskScore | 'density',
 ): number[] {
   return runs
-    .map((r) =>
-      mean(
-        r.operating
-          .filter((s) => s.method === method && s.kind === kind)
-          .map((s) => s[field]),
-      ),
-    )
+    .map((r) => mean(r.operating.filter((s) => s.method === method && s.kind === kind).map((s) => s[field])))
     .filter((x) => !Number.isNaN(x));
 }
 
 /** Recall of SVG's sweep on `kind` heads, linearly interpolated at density x (clamped to the sweep's range). */
-function svgRecallAt(
-  runs: readonly SparseSeedResult[],
-  kind: VideoHeadKind,
-  x: number,
-): number {
+function svgRecallAt(runs: readonly SparseSeedResult[], kind: VideoHeadKind, x: number): number {
   const pts = new Map<number, { d: number[]; r: number[] }>();
   for (const r of runs) {
-    for (const p of r.sweeps.filter(
-      (s) => s.method === "SVG" && s.kind === kind,
-    )) {
+    for (const p of r.sweeps.filter((s) => s.method === 'SVG' && s.kind === kind)) {
       const e = pts.get(p.value) ?? { d: [], r: [] };
       e.d.push(p.density);
       e.r.push(p.recall);
       pts.set(p.value, e);
     }
   }
-  const curve = [...pts.values()]
-    .map((e) => ({ d: mean(e.d), r: mean(e.r) }))
-    .sort((a, b) => a.d - b.d);
+  const curve = [...pts.values()].map((e) => ({ d: mean(e.d), r: mean(e.r) })).sort((a, b) => a.d - b.d);
   if (curve.length === 0) return NaN;
   if (x <= curve[0].d) return curve[0].r;
   for (let i = 1; i < curve.length; i++) {
@@ -818,135 +739,126 @@ function svgRecallAt(
 }
 
 const verdict = (holds: boolean, detail: string): Verdict => ({
-  outcome: holds ? "holds" : "does-not-hold",
+  outcome: holds ? 'holds' : 'does-not-hold',
   detail,
 });
 
 export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
-  name: "sparse",
+  name: 'sparse',
   title:
-    "Sparse VideoGen and SVG2 on synthetic video attention: density, recall, relative L1, cosine per head type",
-  kind: "evaluation",
-  methods: ["SpargeAttn", "Sparse VideoGen", "SVG2"],
+    'Sparse VideoGen and SVG2 on synthetic video attention: density, recall, relative L1, cosine per head type',
+  kind: 'evaluation',
+  methods: ['SpargeAttn', 'Sparse VideoGen', 'SVG2'],
   claim:
-    "Training-free sparse attention keeps video attention accurate at a fraction of the work: SVG picks a spatial or " +
-    "temporal band per head by online profiling (SVG §3) but no band fits semantic heads; SVG2 clusters Q and K " +
-    "and keeps the critical cluster pairs, which fits semantic heads (SVG2 §3) but not sharply positional ones; " +
-    "its centroid cache makes k-means cheap across denoising steps (SVG2 §4.2). SpargeAttn predicts blocks from " +
-    "pooled Q/K and needs self-similar blocks in the stored order: a random order makes it fall back to dense, " +
-    "not to wrong (SpargeAttn §3.7, Table 9), and Hilbert order is the best single order.",
+    'Training-free sparse attention keeps video attention accurate at a fraction of the work: SVG picks a spatial or ' +
+    'temporal band per head by online profiling (SVG §3) but no band fits semantic heads; SVG2 clusters Q and K ' +
+    'and keeps the critical cluster pairs, which fits semantic heads (SVG2 §3) but not sharply positional ones; ' +
+    'its centroid cache makes k-means cheap across denoising steps (SVG2 §4.2). SpargeAttn predicts blocks from ' +
+    'pooled Q/K and needs self-similar blocks in the stored order: a random order makes it fall back to dense, ' +
+    'not to wrong (SpargeAttn §3.7, Table 9), and Hilbert order is the best single order.',
   preregistered:
-    "1: ≥ 90 % of spatial / temporal heads get their mask from SVG profiling and SVG rel. L1 ≤ 0.05 on them; " +
-    "2: SVG rel. L1 on semantic heads ≥ 0.05 and ≥ 3× its positional-head mean; 3: SVG2 (p 0.9) on semantic heads " +
+    '1: ≥ 90 % of spatial / temporal heads get their mask from SVG profiling and SVG rel. L1 ≤ 0.05 on them; ' +
+    '2: SVG rel. L1 on semantic heads ≥ 0.05 and ≥ 3× its positional-head mean; 3: SVG2 (p 0.9) on semantic heads ' +
     "recall ≥ 0.9 at density ≤ 0.5 and ≥ 0.1 above SVG's interpolated recall at that density; 4: SVG2 (p 0.9) recall " +
     "on temporal heads ≤ 0.8 while SVG's ≥ 0.95; 5: warm start (2 iterations from the last step's centroids) inertia " +
-    "≤ 1.02× that start run to convergence at every later step, cold start > 2 iterations on average; " +
+    '≤ 1.02× that start run to convergence at every later step, cold start > 2 iterations on average; ' +
     "SpargeAttn (per-head θ, τ calibrated to rel. L1 ≤ 0.05 on another clip): 6: random order's mean density ≥ 0.8 and ≥ 1.5× the best " +
     "structured order's, with rel. L1 ≤ 0.05 on every head type; 7: row-major sparser than time-major on spatial " +
     "heads and time-major sparser than row-major on temporal heads; 8: Hilbert's mean density over the head types " +
     "≤ row-major's and time-major's. Seed means.",
   defaultSeeds: 3,
   config: (mode) => structuredClone(MODES[mode]),
-  runSeed: (c, seed, ctx) =>
-    measureSeed(c, seed, (done, label) => ctx.progress(done, 6, label)),
+  runSeed: (c, seed, ctx) => measureSeed(c, seed, (done, label) => ctx.progress(done, 6, label)),
   summarize(c, runs) {
     const results = runs.map((r) => r.result);
     const kinds = VIDEO_HEAD_KINDS.filter((k) => c.heads.includes(k));
     const metrics: MetricRow[] = [];
     const spargeMethods = c.spargeOrders.map((o) => SPARGE_METHODS[o]);
-    for (const method of ["dense", "SVG", "SVG2", ...spargeMethods] as const) {
+    for (const method of ['dense', 'SVG', 'SVG2', ...spargeMethods] as const) {
       for (const kind of kinds) {
         const arm = `${method} · ${kind}`;
-        metrics.push(
-          metricRow("density", arm, perSeed(results, method, kind, "density")),
-        );
-        metrics.push(
-          metricRow("recall", arm, perSeed(results, method, kind, "recall")),
-        );
-        metrics.push(
-          metricRow(
-            "relative L1",
-            arm,
-            perSeed(results, method, kind, "relL1"),
-          ),
-        );
-        metrics.push(
-          metricRow("cosine", arm, perSeed(results, method, kind, "cosine")),
-        );
+        metrics.push(metricRow('density', arm, perSeed(results, method, kind, 'density')));
+        metrics.push(metricRow('recall', arm, perSeed(results, method, kind, 'recall')));
+        metrics.push(metricRow('relative L1', arm, perSeed(results, method, kind, 'relL1')));
+        metrics.push(metricRow('cosine', arm, perSeed(results, method, kind, 'cosine')));
       }
     }
-    const choiceRate = (kind: "spatial" | "temporal") =>
+    const choiceRate = (kind: 'spatial' | 'temporal') =>
       results.map((r) =>
-        mean(
-          r.heads.flatMap((k, h) =>
-            k === kind ? [r.svgKinds[h] === kind ? 1 : 0] : [],
-          ),
-        ),
+        mean(r.heads.flatMap((k, h) => (k === kind ? [r.svgKinds[h] === kind ? 1 : 0] : []))),
       );
-    for (const kind of ["spatial", "temporal"] as const) {
+    for (const kind of ['spatial', 'temporal'] as const) {
       if (kinds.includes(kind))
-        metrics.push(
-          metricRow("SVG picks the matching mask", kind, choiceRate(kind)),
-        );
+        metrics.push(metricRow('SVG picks the matching mask', kind, choiceRate(kind)));
     }
-    const kernelGap = results.map((r) =>
-      Math.max(
-        ...r.kernelCheck.map((x) => Math.abs(x.kernelRelL1 - x.maskRelL1)),
+    metrics.push(
+      metricRow(
+        'SVG temporal band: tile density with the layout transform (executed)',
+        'temporal',
+        results.map((r) => mean(r.operating.filter((x) => x.method === 'SVG').map((x) => x.density))),
       ),
     );
     metrics.push(
       metricRow(
-        "|kernel rel. L1 − mask rel. L1|, max over timed heads",
-        "dense, SVG, SVG2, Sparge Hilbert",
+        'SVG temporal band: tile density without it (frame-major tiles touched)',
+        'temporal',
+        results.map((r) => r.svgTemporalUntransformedDensity),
+      ),
+    );
+    const kernelGap = results.map((r) =>
+      Math.max(...r.kernelCheck.map((x) => Math.abs(x.kernelRelL1 - x.maskRelL1))),
+    );
+    metrics.push(
+      metricRow(
+        '|kernel rel. L1 − mask rel. L1|, max over timed heads',
+        'dense, SVG, SVG2, Sparge Hilbert',
         kernelGap,
       ),
     );
     const warmRatio = results.map((r) =>
-      Math.max(
-        ...r.warmStart.map((x) => x.warmInertia / x.warmConvergedInertia),
-      ),
+      Math.max(...r.warmStart.map((x) => x.warmInertia / x.warmConvergedInertia)),
     );
-    const perStep = (g: (x: SparseSeedResult["warmStart"][number]) => number) =>
+    const perStep = (g: (x: SparseSeedResult['warmStart'][number]) => number) =>
       results.map((r) => mean(r.warmStart.map(g)));
     metrics.push(
       metricRow(
-        "inertia after 2 warm iterations / converged from the same start (worst step)",
-        "SVG2 k-means",
+        'inertia after 2 warm iterations / converged from the same start (worst step)',
+        'SVG2 k-means',
         warmRatio,
       ),
     );
     metrics.push(
       metricRow(
-        "iterations to converge, warm start",
-        "SVG2 k-means",
+        'iterations to converge, warm start',
+        'SVG2 k-means',
         perStep((x) => x.warmIterations),
       ),
     );
     metrics.push(
       metricRow(
-        "iterations to converge, cold start",
-        "SVG2 k-means",
+        'iterations to converge, cold start',
+        'SVG2 k-means',
         perStep((x) => x.coldIterations),
       ),
     );
     metrics.push(
       metricRow(
-        "inertia, 2 warm iterations",
-        "SVG2 k-means",
+        'inertia, 2 warm iterations',
+        'SVG2 k-means',
         perStep((x) => x.warmInertia),
       ),
     );
     metrics.push(
       metricRow(
-        "inertia, 2 cold iterations",
-        "SVG2 k-means",
+        'inertia, 2 cold iterations',
+        'SVG2 k-means',
         perStep((x) => x.cold2Inertia),
       ),
     );
     metrics.push(
       metricRow(
-        "inertia, cold start converged",
-        "SVG2 k-means",
+        'inertia, cold start converged',
+        'SVG2 k-means',
         perStep((x) => x.coldInertia),
       ),
     );
@@ -962,7 +874,7 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
         );
         metrics.push(
           metricRow(
-            "calibration clip: lowest density at rel. L1 ≤ target (1 = none)",
+            'calibration clip: lowest density at rel. L1 ≤ target (1 = none)',
             `${m} · ${kind}`,
             values,
           ),
@@ -970,40 +882,37 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
       }
     }
     const seedMean = (xs: number[]) => mean(xs);
-    const svgL1 = (kind: VideoHeadKind) =>
-      seedMean(perSeed(results, "SVG", kind, "relL1"));
+    const svgL1 = (kind: VideoHeadKind) => seedMean(perSeed(results, 'SVG', kind, 'relL1'));
     const findings: Finding[] = [];
     {
-      const rs = seedMean(choiceRate("spatial"));
-      const rt = seedMean(choiceRate("temporal"));
-      const l1s = svgL1("spatial");
-      const l1t = svgL1("temporal");
+      const rs = seedMean(choiceRate('spatial'));
+      const rt = seedMean(choiceRate('temporal'));
+      const l1s = svgL1('spatial');
+      const l1t = svgL1('temporal');
       findings.push({
-        claim:
-          "SVG's online profiling finds each positional head's pattern (SVG §3.2)",
+        claim: "SVG's online profiling finds each positional head's pattern (SVG §3.2)",
         verdict: verdict(
           rs >= 0.9 && rt >= 0.9 && l1s <= 0.05 && l1t <= 0.05,
-          `spatial heads → spatial ${f(100 * rs)} %, temporal → temporal ${f(100 * rt)} %; SVG rel. L1 spatial ${f(l1s)}, temporal ${f(l1t)} at density ${f(seedMean(perSeed(results, "SVG", "spatial", "density")))} (need ≥ 90 %, ≤ 0.05)`,
+          `spatial heads → spatial ${f(100 * rs)} %, temporal → temporal ${f(100 * rt)} %; SVG rel. L1 spatial ${f(l1s)}, temporal ${f(l1t)} at density ${f(seedMean(perSeed(results, 'SVG', 'spatial', 'density')))} (need ≥ 90 %, ≤ 0.05)`,
         ),
       });
     }
-    if (kinds.includes("semantic")) {
-      const sem = svgL1("semantic");
-      const pos = mean([svgL1("spatial"), svgL1("temporal")]);
+    if (kinds.includes('semantic')) {
+      const sem = svgL1('semantic');
+      const pos = mean([svgL1('spatial'), svgL1('temporal')]);
       findings.push({
-        claim:
-          "SVG fails on semantic heads: no fixed band fits same-object attention (SVG2 §1)",
+        claim: 'SVG fails on semantic heads: no fixed band fits same-object attention (SVG2 §1)',
         verdict: verdict(
           sem >= 0.05 && sem >= 3 * pos,
           `SVG rel. L1 semantic ${f(sem)} vs positional mean ${f(pos)} (need ≥ 0.05 and ≥ 3×)`,
         ),
       });
-      const rec = seedMean(perSeed(results, "SVG2", "semantic", "recall"));
-      const den = seedMean(perSeed(results, "SVG2", "semantic", "density"));
-      const svgRec = svgRecallAt(results, "semantic", den);
+      const rec = seedMean(perSeed(results, 'SVG2', 'semantic', 'recall'));
+      const den = seedMean(perSeed(results, 'SVG2', 'semantic', 'density'));
+      const svgRec = svgRecallAt(results, 'semantic', den);
       findings.push({
         claim:
-          "SVG2 suits semantic heads: clustering by meaning beats positional bands at equal density (SVG2 §3)",
+          'SVG2 suits semantic heads: clustering by meaning beats positional bands at equal density (SVG2 §3)',
         verdict: verdict(
           rec >= 0.9 && den <= 0.5 && rec - svgRec >= 0.1,
           `SVG2 semantic recall ${f(rec)} at density ${f(den)}; SVG at that density ${f(svgRec)} (need ≥ 0.9, ≤ 0.5, +0.1)`,
@@ -1011,11 +920,11 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
       });
     }
     {
-      const rec = seedMean(perSeed(results, "SVG2", "temporal", "recall"));
-      const svgRec = seedMean(perSeed(results, "SVG", "temporal", "recall"));
+      const rec = seedMean(perSeed(results, 'SVG2', 'temporal', 'recall'));
+      const svgRec = seedMean(perSeed(results, 'SVG', 'temporal', 'recall'));
       findings.push({
         claim:
-          "SVG2 fails on sharply positional (temporal) heads: too few clusters for the distinct targets (note §5)",
+          'SVG2 fails on sharply positional (temporal) heads: too few clusters for the distinct targets (note §5)',
         verdict: verdict(
           rec <= 0.8 && svgRec >= 0.95,
           `SVG2 temporal recall ${f(rec)} (need ≤ 0.8); SVG ${f(svgRec)} (need ≥ 0.95)`,
@@ -1024,9 +933,7 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
     }
     {
       const worst = Math.max(...warmRatio);
-      const iters = mean(
-        results.flatMap((r) => r.warmStart.map((x) => x.coldIterations)),
-      );
+      const iters = mean(results.flatMap((r) => r.warmStart.map((x) => x.coldIterations)));
       findings.push({
         claim:
           "The centroid cache: two warm iterations from the previous step's centroids are as good as running k-means to convergence (SVG2 §4.2)",
@@ -1038,57 +945,45 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
     }
 
     {
-      const dens = (m: MethodId) =>
-        mean(
-          kinds.map((kind) => seedMean(perSeed(results, m, kind, "density"))),
-        );
-      const structured = (
-        ["row-major", "time-major", "hilbert"] as const
-      ).filter((o) => c.spargeOrders.includes(o));
-      if (c.spargeOrders.includes("random") && structured.length > 0) {
-        const rnd = dens("Sparge random");
-        const best = Math.min(
-          ...structured.map((o) => dens(SPARGE_METHODS[o])),
-        );
+      const dens = (m: MethodId) => mean(kinds.map((kind) => seedMean(perSeed(results, m, kind, 'density'))));
+      const structured = (['row-major', 'time-major', 'hilbert'] as const).filter((o) =>
+        c.spargeOrders.includes(o),
+      );
+      if (c.spargeOrders.includes('random') && structured.length > 0) {
+        const rnd = dens('Sparge random');
+        const best = Math.min(...structured.map((o) => dens(SPARGE_METHODS[o])));
         const worstL1 = Math.max(
-          ...kinds.map((kind) =>
-            seedMean(perSeed(results, "Sparge random", kind, "relL1")),
-          ),
+          ...kinds.map((kind) => seedMean(perSeed(results, 'Sparge random', kind, 'relL1'))),
         );
         findings.push({
           claim:
-            "SpargeAttn under a random token order degrades towards dense but stays accurate (SpargeAttn §3.7, Table 9)",
+            'SpargeAttn under a random token order degrades towards dense but stays accurate (SpargeAttn §3.7, Table 9)',
           verdict: verdict(
             rnd >= 0.8 && rnd >= 1.5 * best && worstL1 <= 0.05,
             `random-order density ${f(rnd)} vs best structured order ${f(best)} (need ≥ 0.8 and ≥ 1.5×); worst random-order rel. L1 ${f(worstL1)} (need ≤ 0.05)`,
           ),
         });
       }
-      if (
-        c.spargeOrders.includes("row-major") &&
-        c.spargeOrders.includes("time-major")
-      ) {
-        const at = (m: MethodId, kind: VideoHeadKind) =>
-          seedMean(perSeed(results, m, kind, "density"));
-        const sR = at("Sparge row-major", "spatial");
-        const sT = at("Sparge time-major", "spatial");
-        const tR = at("Sparge row-major", "temporal");
-        const tT = at("Sparge time-major", "temporal");
+      if (c.spargeOrders.includes('row-major') && c.spargeOrders.includes('time-major')) {
+        const at = (m: MethodId, kind: VideoHeadKind) => seedMean(perSeed(results, m, kind, 'density'));
+        const sR = at('Sparge row-major', 'spatial');
+        const sT = at('Sparge time-major', 'spatial');
+        const tR = at('Sparge row-major', 'temporal');
+        const tT = at('Sparge time-major', 'temporal');
         findings.push({
           claim:
-            "SpargeAttn’s best token order depends on the head: row-major for spatial, time-major for temporal heads (note §5)",
+            'SpargeAttn’s best token order depends on the head: row-major for spatial, time-major for temporal heads (note §5)',
           verdict: verdict(
             sR < sT && tT < tR,
             `density on spatial heads: row-major ${f(sR)}, time-major ${f(sT)}; on temporal heads: row-major ${f(tR)}, time-major ${f(tT)}`,
           ),
         });
-        if (c.spargeOrders.includes("hilbert")) {
-          const h = dens("Sparge Hilbert");
-          const r = dens("Sparge row-major");
-          const t = dens("Sparge time-major");
+        if (c.spargeOrders.includes('hilbert')) {
+          const h = dens('Sparge Hilbert');
+          const r = dens('Sparge row-major');
+          const t = dens('Sparge time-major');
           findings.push({
-            claim:
-              "Hilbert order is SpargeAttn’s best single order (SpargeAttn §3.7, Table 9)",
+            claim: 'Hilbert order is SpargeAttn’s best single order (SpargeAttn §3.7, Table 9)',
             verdict: verdict(
               h <= r && h <= t,
               `mean density over the head types: Hilbert ${f(h)}, row-major ${f(r)}, time-major ${f(t)} (need Hilbert lowest)`,
@@ -1098,11 +993,8 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
       }
     }
 
-    const curve = (field: "recall" | "relL1") => {
-      const groups = new Map<
-        string,
-        { series: string; x: number[]; y: number[]; param: number }
-      >();
+    const curve = (field: 'recall' | 'relL1') => {
+      const groups = new Map<string, { series: string; x: number[]; y: number[]; param: number }>();
       for (const r of results) {
         for (const p of r.sweeps) {
           const key = `${p.method}|${p.kind}|${p.value}`;
@@ -1127,60 +1019,50 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
     const n = c.frames * c.height * c.width;
     const plots = [
       linePlot({
-        id: "recall-vs-density",
-        caption: `Attention recall vs density per method and head type (SVG: density budget ${c.svgDensities.join(", ")}; SVG2: top-p ${c.topPs.join(", ")}); F×H×W = ${c.frames}×${c.height}×${c.width} (N ${n}), mean over ${runs.length} seeds.`,
-        values: curve("recall"),
-        x: "density",
-        y: "recall",
-        series: "series",
+        id: 'recall-vs-density',
+        caption: `Attention recall vs density per method and head type (SVG: density budget ${c.svgDensities.join(', ')}; SVG2: top-p ${c.topPs.join(', ')}); F×H×W = ${c.frames}×${c.height}×${c.width} (N ${n}), mean over ${runs.length} seeds.`,
+        values: curve('recall'),
+        x: 'density',
+        y: 'recall',
+        series: 'series',
       }),
       linePlot({
-        id: "l1-vs-density",
+        id: 'l1-vs-density',
         caption: `Relative L1 vs the float64 output against density, same sweeps.`,
-        values: curve("relL1"),
-        x: "density",
-        y: "relL1",
-        yTitle: "relative L1",
-        series: "series",
-        yScale: "log",
+        values: curve('relL1'),
+        x: 'density',
+        y: 'relL1',
+        yTitle: 'relative L1',
+        series: 'series',
+        yScale: 'log',
       }),
     ];
-    const op = (
-      method: MethodId,
-      kind: VideoHeadKind,
-      field: keyof MaskScore | "density",
-    ) => f(seedMean(perSeed(results, method, kind, field)), 2);
-    const hil = (kind: VideoHeadKind, field: keyof MaskScore | "density") =>
-      f(seedMean(perSeed(results, "Sparge Hilbert", kind, field)), 2);
-    const rnd = (field: keyof MaskScore | "density") =>
-      f(
-        mean(
-          kinds.map((kind) =>
-            seedMean(perSeed(results, "Sparge random", kind, field)),
-          ),
-        ),
-        2,
-      );
+    const op = (method: MethodId, kind: VideoHeadKind, field: keyof MaskScore | 'density') =>
+      f(seedMean(perSeed(results, method, kind, field)), 2);
+    const hil = (kind: VideoHeadKind, field: keyof MaskScore | 'density') =>
+      f(seedMean(perSeed(results, 'Sparge Hilbert', kind, field)), 2);
+    const rnd = (field: keyof MaskScore | 'density') =>
+      f(mean(kinds.map((kind) => seedMean(perSeed(results, 'Sparge random', kind, field)))), 2);
     const headlines = [
       {
-        method: "SpargeAttn" as const,
+        method: 'SpargeAttn' as const,
         accuracy:
-          `Hilbert order, calibrated to rel. L1 ${c.spargeL1Target}: density ${hil("spatial", "density")} / ${hil("temporal", "density")} / ` +
-          `${hil("semantic", "density")} at rel. L1 ${hil("spatial", "relL1")} / ${hil("temporal", "relL1")} / ` +
-          `${hil("semantic", "relL1")} (spatial / temporal / semantic); random order: density ${rnd("density")}, ` +
-          `rel. L1 ${rnd("relL1")}; N ${n}`,
+          `Hilbert order, calibrated to rel. L1 ${c.spargeL1Target}: density ${hil('spatial', 'density')} / ${hil('temporal', 'density')} / ` +
+          `${hil('semantic', 'density')} at rel. L1 ${hil('spatial', 'relL1')} / ${hil('temporal', 'relL1')} / ` +
+          `${hil('semantic', 'relL1')} (spatial / temporal / semantic); random order: density ${rnd('density')}, ` +
+          `rel. L1 ${rnd('relL1')}; N ${n}`,
       },
       {
-        method: "Sparse VideoGen" as const,
+        method: 'Sparse VideoGen' as const,
         accuracy:
-          `rel. L1 ${op("SVG", "spatial", "relL1")} / ${op("SVG", "temporal", "relL1")} / ${op("SVG", "semantic", "relL1")} ` +
-          `(spatial / temporal / semantic heads) at density ${op("SVG", "spatial", "density")}, synthetic video N ${n}`,
+          `rel. L1 ${op('SVG', 'spatial', 'relL1')} / ${op('SVG', 'temporal', 'relL1')} / ${op('SVG', 'semantic', 'relL1')} ` +
+          `(spatial / temporal / semantic heads) at density ${op('SVG', 'spatial', 'density')}, synthetic video N ${n}`,
       },
       {
-        method: "SVG2" as const,
+        method: 'SVG2' as const,
         accuracy:
-          `recall ${op("SVG2", "semantic", "recall")} at density ${op("SVG2", "semantic", "density")} on semantic heads ` +
-          `(temporal heads: recall ${op("SVG2", "temporal", "recall")}), p ${c.topP}, N ${n}`,
+          `recall ${op('SVG2', 'semantic', 'recall')} at density ${op('SVG2', 'semantic', 'density')} on semantic heads ` +
+          `(temporal heads: recall ${op('SVG2', 'temporal', 'recall')}), p ${c.topP}, N ${n}`,
       },
     ];
     return {
@@ -1189,9 +1071,9 @@ export const sparseEval = defineExperiment<SparseEvalConfig, SparseSeedResult>({
       plots,
       headlines,
       notes: [
-        "Accuracy of every method is scored from its mask on the evaluation rows against float64 attention; the real kernels " +
-          "run on the timed heads and agree with the mask scores (metric |kernel rel. L1 − mask rel. L1|). CPU times are in " +
-          "each seed result under timing (not reproducible).",
+        'Accuracy of every method is scored from its mask on the evaluation rows against float64 attention; the real kernels ' +
+          'run on the timed heads and agree with the mask scores (metric |kernel rel. L1 − mask rel. L1|). CPU times are in ' +
+          'each seed result under timing (not reproducible).',
       ],
     };
   },
