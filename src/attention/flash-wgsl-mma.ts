@@ -356,7 +356,8 @@ ${
   pv
     ? `
 var<workgroup> pvKeep: array<atomic<u32>, ${BQ / G}>;
-var<workgroup> pvAny: array<atomic<u32>, ${BQ / G}>;`
+var<workgroup> pvAny: array<atomic<u32>, ${BQ / G}>;
+var<workgroup> pvKeepAny: atomic<u32>;`
     : ''
 }
 // the first tile of a kept block at or after CSR entry e that starts below kEnd: (entry, first key, block end)
@@ -510,7 +511,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     if (tid < ${BQ / G}u) {
       atomicStore(&pvKeep[tid], 0u);
       atomicStore(&pvAny[tid], 0u);
-    }`
+    }
+    if (tid == 0u) { atomicStore(&pvKeepAny, 0u); }`
         : ''
     }`);
   if (c.staging === 'prefetch') {
@@ -585,7 +587,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     loadTile(next, 'V', nextBound);
     emit(`    }`);
   }
-  if (pv) emit(`    var doPv = true;`);
+  if (pv)
+    emit(`    var doPv = true;
+    var anyPv = true;`);
   emit(`    {
       let pRow = rowInBlock * ${PS}u + ${pBase}u + part * ${CH / 8}u;`);
   if (c.ablate === 'no-softmax') {
@@ -621,7 +625,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       // m_prev being its exact running max (mTrue), not the lazy reference mRef
       emit(`      if (testTile && tileMax > -1.0e38) {
         atomicStore(&pvAny[pvGroup], 1u);
-        if ((tileMax - mTrue) + threshold > 0.0) { atomicStore(&pvKeep[pvGroup], 1u); }
+        if ((tileMax - mTrue) + threshold > 0.0) {
+          atomicStore(&pvKeep[pvGroup], 1u);
+          atomicStore(&pvKeepAny, 1u);
+        }
       }`);
       if (c.pFormat === 'fp16') emit(`      mTrue = max(mTrue, tileMax);`);
     }
@@ -637,8 +644,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         mRef = tileMax;
       }`);
     if (pv) {
-      // the group's vote; a skipped group only rescales (O in the uniform branch below, l above)
-      emit(`      workgroupBarrier();
+      // the group's vote; a skipped group only rescales (O in the uniform branch below, l above). The
+      // PV product may only be branched on a workgroup-uniform value (WGSL uniformity: subgroup matrix
+      // builtins need uniform control flow, and a group's vote is not provably uniform even where its
+      // rows are whole warps), so the branch is on "some group keeps the tile" and the rows of a
+      // skipped group store P = 0 instead.
+      emit(`      let keepAny = workgroupUniformLoad(&pvKeepAny);
+      anyPv = !testTile || keepAny != 0u;
       doPv = !testTile || atomicLoad(&pvKeep[pvGroup]) != 0u;
       if (testTile && part == 0u && rowInBlock % ${G}u == 0u && atomicLoad(&pvAny[pvGroup]) != 0u) {
         tested += 1u;
@@ -684,7 +696,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       );
       emit(`      ${pStore(c8, words.join(', '))}`);
     }
-    if (pv) emit(`      }`);
+    if (pv) {
+      // a skipped group's rows contribute nothing to a tile another group keeps
+      const zero = 'pack2x16float(vec2<f32>(0.0, 0.0))';
+      emit(`      } else {`);
+      for (let c8 = 0; c8 < CH / 8; c8++) emit(`        ${pStore(c8, [zero, zero, zero, zero].join(', '))}`);
+      emit(`      }`);
+    }
   }
   emit(`    }
     if (workgroupUniformLoad(&rescaleFlag) != 0u) {`);
@@ -709,8 +727,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     }
   }
   emit(`    }`);
-  // O += P V (skipped by a stage-2 group: its rows are whole warps, so the branch is warp-uniform)
-  if (pv) emit(`    if (doPv) {`);
+  // O += P V, skipped when no stage-2 group keeps the tile (a workgroup-uniform decision)
+  if (pv) emit(`    if (anyPv) {`);
   for (let kk = 0; kk < nK; kk++) {
     emit(`    {`);
     for (let qi = 0; qi < nQ; qi++) {

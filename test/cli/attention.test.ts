@@ -119,8 +119,10 @@ for (const backend of ['cpu', 'webgpu'] as const) {
         const c = report.compare;
         assert.ok(c !== null);
         assert.ok(c.cosine > MIN_COSINE[method], `cosine ${c.cosine}`);
-        assert.ok(c.relL1 >= 0 && c.relL1 < (method === 'dense' ? 1e-5 : 0.05), `relL1 ${c.relL1}`);
-        assert.ok(c.rmse >= 0 && c.rmse < (method === 'dense' ? 1e-5 : 0.01), `rmse ${c.rmse}`);
+        // dense: float rounding only; on the tensor-core tier P enters the f16 matrix product (README: < 2e-3)
+        const denseTol = report.tier === 'subgroup-matrix' ? 2e-3 : 1e-5;
+        assert.ok(c.relL1 >= 0 && c.relL1 < (method === 'dense' ? denseTol : 0.05), `relL1 ${c.relL1}`);
+        assert.ok(c.rmse >= 0 && c.rmse < (method === 'dense' ? denseTol : 0.01), `rmse ${c.rmse}`);
         assert.ok(c.lseMaxAbsError !== undefined && c.lseMaxAbsError < 0.05, `lse ${c.lseMaxAbsError}`);
 
         const file = readSafetensors(out);

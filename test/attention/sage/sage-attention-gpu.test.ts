@@ -20,6 +20,10 @@ import { UnsupportedOptionError } from '../../../src/core/errors.js';
 import { testGpu } from '../../gpu/harness.js';
 import { sharedCases } from '../cases.js';
 
+/** GPU vs CPU steps for fp32-accumulated NVFP4: float rounding only, plus f16 P on the tensor-core tier. */
+const NVFP4_TOLERANCE = (rt: { caps: { tiers: readonly string[] } }): number =>
+  rt.caps.tiers[0] === 'subgroup-matrix' ? 1e-3 : 2e-5;
+
 const gpu = await testGpu();
 const skip = typeof gpu === 'string' ? gpu : false;
 const rt = gpu as GpuRuntime;
@@ -115,9 +119,14 @@ test(
         const lse = await download(g.lse);
         // float rounding apart: f32 PV accumulation vs the modelled FP22/fp16 buffers, f32 logits and exp2,
         // and quantizer codes that may differ where a value sits within float rounding of a boundary.
-        // fp32-accumulated NVFP4 (no accumulator model, FP4 codes equal to the CPU's) agrees to 1e-6.
+        // fp32-accumulated NVFP4 (no accumulator model, FP4 codes equal to the CPU's) agrees to 1e-6 on the
+        // scalar tiers; the tensor-core tier feeds P·pScale to the f16 matrix product, so P carries f16
+        // rounding (≤ 2^-11 relative per element; 2e-4 measured on an H200), hence 1e-3 there.
         const err = metrics.relL1(out, cpu.out);
-        const tol = resolved.config.pvAccum === 'fp32' && resolved.config.pFormat === 'nvfp4' ? 2e-5 : 2e-3;
+        const tol =
+          resolved.config.pvAccum === 'fp32' && resolved.config.pFormat === 'nvfp4'
+            ? NVFP4_TOLERANCE(rt)
+            : 2e-3;
         assert.ok(err < tol, `${preset} causal=${causal}: relative L1 to the CPU steps ${err}`);
         const lerr = metrics.relL1(lse, cpu.lse);
         assert.ok(lerr < 1e-5, `${preset} causal=${causal}: LSE relative L1 ${lerr}`);
@@ -232,7 +241,7 @@ test(
       const lse = (await download(g.lse)).data as Float32Array;
       assert.ok(!out.some(Number.isNaN) && !lse.some(Number.isNaN), `${JSON.stringify(sage)}: NaN`);
       const err = metrics.relL1(out, cpu.out.data as Float32Array);
-      assert.ok(err < 2e-5, `${JSON.stringify(sage)}: relative L1 ${err}`);
+      assert.ok(err < NVFP4_TOLERANCE(rt), `${JSON.stringify(sage)}: relative L1 ${err}`);
       assert.ok(metrics.relL1(lse, cpu.lse.data as Float32Array) < 1e-6, `${JSON.stringify(sage)}: LSE`);
     }
   },
