@@ -21,8 +21,8 @@ for step in "$@"; do
     bench:*)
       IFS=: read -r _ area filter <<<"$step"
       timeout ${BENCH_TIMEOUT:-330} node --import tsx bench/run.ts "$area" ${filter:+--filter "$filter"} \
-        --out "$out/bench-$area.json" >"/tmp/bench-$area.md" 2>&1
-      grep -E "^\|" "/tmp/bench-$area.md" | cut -c1-160; tail -3 "/tmp/bench-$area.md" ;;
+        --out "$out/bench-$area.json" >"$out/bench-$area.md" 2>&1
+      grep -E "^\|" "$out/bench-$area.md" | cut -c1-160; tail -3 "$out/bench-$area.md" ;;
     sdpa)
       timeout 120 python3 tools/sdpa-peer.py >"$out/sdpa.json" 2>&1; tail -c 600 "$out/sdpa.json" ;;
   esac
