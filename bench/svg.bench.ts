@@ -175,20 +175,23 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
         for (let s = 0; s < heads; s++)
           for (let r = 0; r < tokens; r++) permData[s * tokens + r] = (r * 7919) % tokens;
         rt.device.queue.writeBuffer(perm.buffer, 0, permData);
-        const outs: { out: GpuTensor; release: () => void }[] = [];
+        // one output per permuted tensor, reused by every timed iteration (a new 128 MB buffer per
+        // iteration ran the H200 out of memory)
+        const releases: (() => void)[] = [];
         const oF32 = emptyGpu(rt, shape, 'float32', 'bench output');
+        const targets = [q, k, v, oF32].map((x) => emptyGpu(rt, x.shape, x.dtype, 'bench permuted'));
         const tPerm = await timeCompute(
           rt,
           (pass) => {
-            for (const x of [q, k, v]) outs.push(recordPermuteTokens(x, perm, 'HND', false, pass));
-            outs.push(recordPermuteTokens(oF32, perm, 'HND', true, pass));
+            [q, k, v].forEach((x, i) =>
+              releases.push(recordPermuteTokens(x, perm, 'HND', false, pass, targets[i]).release),
+            );
+            releases.push(recordPermuteTokens(oF32, perm, 'HND', true, pass, targets[3]).release);
           },
           batches,
         );
-        for (const o of outs.splice(0)) {
-          o.release();
-          o.out.destroy();
-        }
+        for (const release of releases.splice(0)) release();
+        for (const t of targets) t.destroy();
         row('permutation (gather Q, K, V; scatter O)', tPerm.kernelMs, 'ms', 'f32', pct(tPerm.kernelMs));
 
         const band = shapeSvg.base.layout;

@@ -74,8 +74,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /**
  * Records the gather (or, with `inverse`, the scatter) of x's token rows by `perm` ([B·H·N] int32, the
- * permute.ts convention) into a new tensor of x's shape, dtype and layout. `layout: 'lse'` treats x as
- * a [B, H, N] float32 LSE.
+ * permute.ts convention) into a new tensor of x's shape, dtype and layout, or into `into` (same shape
+ * and dtype; a caller that records many permutations, such as a benchmark, reuses one). `layout: 'lse'`
+ * treats x as a [B, H, N] float32 LSE.
  */
 export function recordPermuteTokens(
   x: GpuTensor,
@@ -83,6 +84,7 @@ export function recordPermuteTokens(
   layout: Layout | 'lse',
   inverse: boolean,
   pass: GPUComputePassEncoder,
+  into?: GpuTensor,
 ): { out: GpuTensor; release: () => void } {
   const g = rowsOf(x, layout);
   if (perm.size !== g.sets * g.tokens) {
@@ -94,7 +96,12 @@ export function recordPermuteTokens(
     new Uint32Array([g.sets, g.tokens, g.words, g.heads, g.token, g.head, g.batch, 0]).buffer,
     'permute params',
   );
-  const out = emptyGpu(rt, x.shape, x.dtype, inverse ? 'scattered tokens' : 'gathered tokens');
+  if (into && (into.dtype !== x.dtype || into.size !== x.size)) {
+    throw new ShapeError(
+      `the output must be a ${x.dtype} tensor of ${x.size} elements; got ${into.dtype}, ${into.size}`,
+    );
+  }
+  const out = into ?? emptyGpu(rt, x.shape, x.dtype, inverse ? 'scattered tokens' : 'gathered tokens');
   recordDispatch(
     rt,
     pass,
