@@ -77,6 +77,9 @@ for (const D of [64, 128, 256])
     { pScaling: 'direct', staging: 'split' },
     { blockK: 16 },
     { rowsPerWarp: 32, warps: 4 },
+    { deltaSBlock: 128, deltaSStaging: 'global' },
+    { deltaSBlock: 128, qkScales: false, vFormat: 'f16' },
+    { deltaSBlock: 64, qkScales: false, vFormat: 'f16', staging: 'prefetch', warps: 12 },
   ] as const) {
     const cfg: MmaFlashConfig = {
       ...defaultMmaConfig(D),

@@ -199,6 +199,14 @@ export interface Int8QKOperands {
   /** What Q and K hold: 'int8' codes (default) or 'float16' values. */
   operands?: 'int8' | 'float16';
   /**
+   * Every Q and K scale is 1 and qFactor is σ·log2e (NVFP4 Q/K decoded to f16 with their group
+   * scales, sage/fp4-operand-gpu.ts): the tensor-core kernel then forms logits as dense attention
+   * does, S·σ·log2e, without the per-element factor loads and multiplies (S·(σ·log2e)·1 is the same
+   * f32 value; `mma.qkScales: true` keeps the multiplies, for A/B benchmarks). The scalar tiers still
+   * multiply.
+   */
+  unitFactors?: boolean;
+  /**
    * Q smoothing (SA2 §3.1; SA3 §7.3): ΔS [B, Hq, ⌈Nq/blockQ⌉, Nk] in q·k units, added to the logits
    * times σ·log2e, with blockQ the smoothing block of Q tokens.
    */
@@ -302,6 +310,8 @@ export function buildFlashPlan(
   let scratch: GpuTensor | undefined;
   let tileQ: number;
   let tileK: number;
+  // whether the kernel reads the Q/K scales (bindings 7–9)
+  let factorBindings = int8 !== undefined;
   if (tier === 'subgroup-matrix') {
     const cfg: MmaFlashConfig = {
       ...defaultMmaConfig(p.headDim, limits.maxComputeWorkgroupStorageSize),
@@ -310,7 +320,7 @@ export function buildFlashPlan(
       headDim: p.headDim,
       subgroupSize: 32,
       qk: qkCodes ? 'i8' : 'f16',
-      qkScales: int8 !== undefined,
+      qkScales: int8 !== undefined && (qkCodes || !int8.unitFactors || mma?.qkScales === true),
       deltaSBlock: int8?.deltaS?.blockQ ?? 0,
       pFormat,
       pScaling: pv?.pScaling ?? 'two-level',
@@ -328,6 +338,7 @@ export function buildFlashPlan(
       );
     }
     code = variant ? variant.mmaCode(cfg) : mmaFlashWgsl(cfg);
+    factorBindings = cfg.qkScales === true;
     tileQ = mmaBlockQ(cfg);
     tileK = cfg.blockK;
     workgroupsX = variant?.workgroupsX ?? Math.ceil(p.tokensQ / mmaBlockQ(cfg));
@@ -415,14 +426,14 @@ export function buildFlashPlan(
         { binding: 11, resource: { buffer: vMean.buffer } },
       );
     }
-    if (int8 && sageParams) {
+    if (int8 && sageParams && factorBindings) {
       entries.push(
         { binding: 7, resource: { buffer: int8.qScales.buffer } },
         { binding: 8, resource: { buffer: int8.kScales.buffer } },
         { binding: 9, resource: { buffer: sageParams } },
       );
-      if (int8.deltaS) entries.push({ binding: 12, resource: { buffer: int8.deltaS.values.buffer } });
     }
+    if (int8?.deltaS) entries.push({ binding: 12, resource: { buffer: int8.deltaS.values.buffer } });
     if (variant) entries.push(...variant.extraEntries);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, runtime.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));

@@ -70,6 +70,15 @@ export interface MmaFlashConfig {
    */
   deltaSBlock?: number;
   /**
+   * Where the softmax reads ΔS (default 'workgroup'): 'workgroup' stages the workgroup's ΔS rows for
+   * the key tile in workgroup memory once per tile (one f32 per row block and key, read back as
+   * vec4), 'global' reads every element from storage inside the softmax (16 scalar loads per lane
+   * and tile at blockK 32, on the critical path of the row max). Both read the same values and form
+   * the logit with the same expression; 'global' is kept for A/B benchmarks and the block-sparse
+   * kernel, whose row chunks need not start at a multiple of the smoothing block.
+   */
+  deltaSStaging?: 'workgroup' | 'global';
+  /**
    * Format P̃ is rounded to before PV (SageAttention; dense attention: 'fp16' straight from exp2). P̃ is
    * formed against the exact running row max as the reference does (P̃ = exp2(s − m + offset),
    * p-quant.ts), rounded, then multiplied into the lazily rescaled frame of O in f16. 'nvfp4' rounds
@@ -145,8 +154,27 @@ export function mmaWorkgroupBytes(c: MmaFlashConfig): number {
   return (
     16 * (c.blockK * (kRow + vRow) + bq * (c.blockK / 4 + 1) + (c.aliasP ? 0 : bq * (c.blockK / 8 + 1))) +
     4 +
-    kScales
+    kScales +
+    4 * c.blockK * stagedDeltaSRows(c)
   );
+}
+
+/**
+ * ΔS rows a dense workgroup stages per key tile (0: ΔS not staged): the most smoothing blocks that
+ * BQ consecutive rows starting at a multiple of BQ can touch.
+ */
+function stagedDeltaSRows(c: MmaFlashConfig, sparse = false): number {
+  const block = c.deltaSBlock ?? 0;
+  if (block <= 0 || sparse || (c.deltaSStaging ?? 'workgroup') !== 'workgroup') return 0;
+  const bq = mmaBlockQ(c);
+  let rows = 0;
+  // q0 mod block runs over the multiples of gcd(bq, block)
+  for (let r = 0; r < block; r += gcd(bq, block)) rows = Math.max(rows, Math.floor((r + bq - 1) / block) + 1);
+  return rows;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 /** Query rows per workgroup. */
@@ -181,6 +209,8 @@ export function mmaFlashWgsl(c: MmaFlashConfig, sparse?: MmaBlockSparse): string
   // logits times per-row and per-column factors: INT8 scales, or FP4 Q/K token factors
   const scaled = c.qkScales ?? i8;
   const dsBlock = c.deltaSBlock ?? 0;
+  // ΔS rows staged per key tile in workgroup memory (0: read from storage in the softmax)
+  const dsRows = stagedDeltaSRows(c, sparse !== undefined);
   const vFp4 = c.vFormat === 'nvfp4';
   const pFp4 = c.pFormat === 'nvfp4';
   // vec4<u32> per row of data: 8 f16 or 16 int8 codes each; tile rows padded by 16 bytes
@@ -349,6 +379,11 @@ var<workgroup> sV: array<vec4<u32>, ${BK * RSV}>;
 var<workgroup> sS: array<${sElem}, ${BQ * SS}>;
 ${c.aliasP ? '' : `var<workgroup> sP: array<vec4<u32>, ${BQ * PS}>;`}
 var<workgroup> rescaleFlag: atomic<u32>;${
+    dsRows > 0
+      ? `
+var<workgroup> sDs: array<vec4<f32>, ${(dsRows * BK) / 4}>;`
+      : ''
+  }${
     sparse
       ? `
 ${sparse.declarations}
@@ -459,7 +494,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
 
   for (let i = 0; i < loads.K; i++) emit(`  var pk${i}: vec4<u32>;`);
   for (let i = 0; i < loads.V; i++) emit(`  var pv${i}: vec4<u32>;`);
-  if (dsBlock > 0) {
+  if (dsRows > 0) {
+    // the workgroup's ΔS rows (smoothing blocks of ${dsBlock} Q tokens from q0's), staged per key tile;
+    // this lane's columns of its row's block in sDs
+    emit(`  let dsBlocks = (P.tokensQ + ${dsBlock - 1}u) / ${dsBlock}u;
+  let ds0 = q0 / ${dsBlock}u;
+  let dsHead = (b * P.headsQ + h) * dsBlocks;
+  let dsLast = arrayLength(&DeltaS) - 1u;
+  let dsLane = (row / ${dsBlock}u - ds0) * ${BK / 4}u + part * ${CH / 4}u;`);
+  } else if (dsBlock > 0) {
     // this row's ΔS row: its smoothing block of ${dsBlock} Q tokens
     emit(`  let dsRow = ((b * P.headsQ + h) * ((P.tokensQ + ${dsBlock - 1}u) / ${dsBlock}u) + row / ${dsBlock}u) * P.tokensKv;
   let dsLast = arrayLength(&DeltaS) - 1u;`);
@@ -515,18 +558,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     if (tid == 0u) { atomicStore(&pvKeepAny, 0u); }`
         : ''
     }`);
+  // this tile's ΔS columns of the workgroup's smoothing blocks (0 past Nk and past the last block:
+  // those logits are masked), written after the barrier that ends the previous tile's softmax reads
+  // and read after the S barrier; one scalar load per row block and key instead of one per element
+  const stageDeltaS = () => {
+    if (dsRows === 0) return;
+    const n = dsRows * BK;
+    emit(`    ${n <= T ? `if (tid < ${n}u) {\n      let e = tid;` : `for (var e = tid; e < ${n}u; e += ${T}u) {`}
+      let j = k0 + e % ${BK}u;
+      let blk = ds0 + e / ${BK}u;
+      sDs[e / 4u][e % 4u] = select(0.0, DeltaS[min((dsHead + blk) * P.tokensKv + j, dsLast)], j < P.tokensKv && blk < dsBlocks);
+    }`);
+  };
   if (c.staging === 'prefetch') {
     storeTile('KV', 'k0', bound);
+    stageDeltaS();
     emit(`    workgroupBarrier();\n    if (${hasNext}) {`);
     loadTile(next, 'KV', nextBound);
     emit(`    }`);
   } else if (c.staging === 'direct') {
     loadTile('k0', 'KV', bound);
+    stageDeltaS();
     storeTile('KV', 'k0', bound);
     emit(`    workgroupBarrier();`);
   } else {
     // K_t is in sK (stored after the previous S barrier); V_t waits in registers for sV to be free
     storeTile('V', 'k0', bound);
+    stageDeltaS();
     emit(`    if (${hasNext}) {`);
     loadTile(next, 'K', nextBound);
     emit(`    }`);
@@ -603,11 +661,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
       var tileMax = -3.0e38;`);
     // ΔS of the chunk's columns (clamped reads; masked columns are discarded below)
     const ds = (c4: number) =>
-      dsBlock > 0
-        ? ` + vec4<f32>(${[0, 1, 2, 3].map((e) => `DeltaS[min(dsCol + ${c4 * 4 + e}u, dsLast)]`).join(', ')}) * P.scaleLog2`
-        : '';
+      dsRows > 0
+        ? ` + sDs[dsLane + ${c4}u] * P.scaleLog2`
+        : dsBlock > 0
+          ? ` + vec4<f32>(${[0, 1, 2, 3].map((e) => `DeltaS[min(dsCol + ${c4 * 4 + e}u, dsLast)]`).join(', ')}) * P.scaleLog2`
+          : '';
     // the chunk's first ΔS column, taken before the column masks k0… shadow the tile start k0
-    if (dsBlock > 0) emit(`      let dsCol = dsRow + k0 + part * ${CH}u;`);
+    if (dsBlock > 0 && dsRows === 0) emit(`      let dsCol = dsRow + k0 + part * ${CH}u;`);
     for (let c4 = 0; c4 < CH / 4; c4++) {
       emit(
         scaled

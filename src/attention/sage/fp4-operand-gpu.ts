@@ -159,3 +159,95 @@ export function planDecodeFp4Gpu(
     },
   };
 }
+
+/** One invocation per f16 pair of V (two channels of one token), each times its 16-token scale. */
+function decodeVWgsl(): string {
+  return /* wgsl */ `
+struct U { heads: u32, tokens: u32, headDim: u32, nhd: u32, words: u32, groups: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> P: U;
+@group(0) @binding(1) var<storage, read> Codes: array<u32>;
+@group(0) @binding(2) var<storage, read> Scales: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read_write> Out: array<u32>;
+${FP4_WGSL}
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let w = gid.x + gid.y * nwg.x * ${THREADS}u;
+  if (w >= P.words) { return; }
+  let e = 2u * w;
+  let d = e % P.headDim;
+  let t = e / P.headDim;
+  // the token's (b·H + h, n): scales are [B, H, ⌈N/16⌉, D] whatever the layout
+  var bh: u32;
+  var n: u32;
+  if (P.nhd != 0u) {
+    let bn = t / P.heads;
+    bh = (bn / P.tokens) * P.heads + t % P.heads;
+    n = bn % P.tokens;
+  } else {
+    bh = t / P.tokens;
+    n = t % P.tokens;
+  }
+  let s = Scales[((bh * P.groups + n / ${NVFP4_GROUP_SIZE}u) * P.headDim + d) / 2u];
+  let c = Codes[e >> 2u] >> (8u * (e & 3u));
+  Out[w] = pack2x16float(vec2<f32>(decodeFp4(c) * s.x, decodeFp4(c >> 8u) * s.y));
+}`;
+}
+
+/** A decode of NVFP4 V (scales per 16 tokens and channel) to f16, re-recordable. */
+export interface Fp4VDecodePlan {
+  /** code·scale as float16 (exact, FP4_WGSL), in the codes' shape and layout. */
+  values: GpuTensor<'float16'>;
+  record(pass: GPUComputePassEncoder): void;
+  /** Frees the parameters and the values. */
+  destroy(): void;
+}
+
+/**
+ * Plans decoding NVFP4 V codes with their scales [B, H, ⌈N/16⌉, D] (SA3 §7.2: groups of 16 tokens
+ * per channel) to f16 once per call, so that the tensor-core kernel stages V as f16 like dense
+ * attention instead of decoding every code and loading its scale in each of the ⌈Nq/BQ⌉ workgroups
+ * that stage it (the same trade as Q and K above: 2 bytes staged per element instead of 1). The
+ * values equal the kernel's own staging decode bit for bit (code·scale is exact in f16). `minBytes`
+ * sizes the values' buffer for the tensor-core tier's minimum binding (dense-gpu.ts).
+ */
+export function planDecodeFp4VGpu(x: Fp4Operand, layout: 'HND' | 'NHD', minBytes = 0): Fp4VDecodePlan {
+  if (x.codes.dtype !== 'float4_e2m1fn') {
+    throw new DTypeError(`NVFP4 V codes must be float4_e2m1fn; got ${x.codes.dtype}`);
+  }
+  const [b0, a, c0, D] = x.codes.shape;
+  const [B, H, N] = layout === 'HND' ? [b0, a, c0] : [b0, c0, a];
+  const groups = Math.ceil(N / NVFP4_GROUP_SIZE);
+  if (x.scales.dtype !== 'float32' || x.scales.shape.join() !== [B, H, groups, D].join()) {
+    throw new ShapeError(
+      `NVFP4 V scales for codes [${x.codes.shape.join(', ')}] (layout '${layout}') must be float32 ` +
+        `[${[B, H, groups, D].join(', ')}]; got ${x.scales.dtype} [${x.scales.shape.join(', ')}]`,
+    );
+  }
+  if (D % 2 !== 0) throw new ShapeError(`NVFP4 V needs an even head dim on the GPU; got ${D}`);
+  const runtime = x.codes.runtime;
+  const values = emptyGpu(runtime, x.codes.shape, 'float16', 'nvfp4 V values', minBytes);
+  const words = x.codes.size / 2;
+  const params = uniformBuffer(
+    runtime,
+    new Uint32Array([H, N, D, layout === 'NHD' ? 1 : 0, words, groups, 0, 0]).buffer,
+    'fp4 V decode params',
+  );
+  const code = decodeVWgsl();
+  return {
+    values,
+    record(pass) {
+      if (words === 0) return;
+      recordDispatch(
+        runtime,
+        pass,
+        code,
+        [params, x.codes.buffer, x.scales.buffer, values.buffer],
+        Math.ceil(words / THREADS),
+      );
+    },
+    destroy() {
+      params.destroy();
+      values.destroy();
+    },
+  };
+}

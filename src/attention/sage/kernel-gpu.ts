@@ -8,8 +8,12 @@
  *   MXFP4's per-token powers of two multiply the logits as INT8 scales do.
  * - ΔS (Q smoothing, SA2 Eq. 2, SA3 Alg. 1 line 8) is added to each logit times σ·log2e.
  * - P̃ in fp16, E4M3, E5M2, INT8 (static ranges) or NVFP4 (two-level or direct, per 16 keys from each
- *   key tile's first key, SA3 §3.2); V as f16 values, FP8/INT8 codes with per-channel scales, or NVFP4
- *   codes with scales per 16 tokens, decoded to f16 (exactly) while staging. PV accumulates in f32.
+ *   key tile's first key, SA3 §3.2); V as f16 values, FP8/INT8 codes with per-channel scales decoded
+ *   to f16 (exactly) while staging, or NVFP4 codes with scales per 16 tokens, decoded to f16 (exactly)
+ *   once per call by default (`vDecode`). PV accumulates in f32.
+ * - NVFP4 Q/K decoded to f16 have token factors of 1, so the tensor-core kernel skips their per-element
+ *   multiplies (dense-gpu.ts `unitFactors`); ΔS is staged per key tile in workgroup memory
+ *   (flash-wgsl-mma.ts `deltaSStaging`).
  * The result is the kernel's: smoothing corrections (the LSE's σ·q·k̄ term, §6.4) are the caller's.
  *
  * Tiers: 'subgroup-matrix' (i8×i8→i32 16×16×32 for INT8 Q/K, f16×f16→f32 16×16×16 for the rest, head
@@ -32,7 +36,12 @@ import {
 import { layoutStrides, type ScaleGroupRule } from '../flash-params.js';
 import { scalarBlockK } from '../flash-wgsl-scalar.js';
 import { type AttentionOptions, type AttentionWithLse, resolveAttentionProblem } from '../options.js';
-import { planDecodeFp4Gpu, type Fp4DecodePlan } from './fp4-operand-gpu.js';
+import {
+  planDecodeFp4Gpu,
+  planDecodeFp4VGpu,
+  type Fp4DecodePlan,
+  type Fp4VDecodePlan,
+} from './fp4-operand-gpu.js';
 import { P_SCALINGS, type PScaling } from './p-quant.js';
 
 /**
@@ -83,6 +92,14 @@ export interface SageKernelGpuOptions extends AttentionOptions {
   qScalesFoldSmScale?: boolean;
   tier?: GpuAttentionOptions['tier'];
   mma?: GpuAttentionOptions['mma'];
+  /**
+   * When NVFP4 V is decoded to f16 (default 'once'): 'once' per call before the kernel
+   * (fp4-operand-gpu.ts planDecodeFp4VGpu), so the kernel stages f16 V as dense attention does;
+   * 'staging' in every workgroup while it stages each key tile (codes and 16-token scales loaded and
+   * multiplied ⌈Nq/tileQ⌉ times). The values are the same bit for bit; 'staging' is kept for A/B
+   * benchmarks and saves the 2-byte-per-element buffer.
+   */
+  vDecode?: 'once' | 'staging';
 }
 
 const EXTRA_KEYS = [
@@ -98,6 +115,7 @@ const EXTRA_KEYS = [
   'qScalesFoldSmScale',
   'tier',
   'mma',
+  'vDecode',
 ];
 
 /** The token → scale-group rules of Q and K for a granularity (sageattention.md §3.2, §4.2). */
@@ -325,7 +343,24 @@ export function planSageKernelGpu(
   let qScales = q.scales as GpuTensor<'float32'>;
   let kScales = k.scales as GpuTensor<'float32'>;
   let vIn = v;
+  let vScalesIn = vScales as GpuTensor<'float32'> | undefined;
   let castV: GpuTensor<'float16'> | undefined;
+  const vDecodeMode = opts.vDecode ?? 'once';
+  if (vDecodeMode !== 'once' && vDecodeMode !== 'staging') {
+    throw new UnsupportedOptionError(
+      `vDecode must be 'once' or 'staging'; got ${JSON.stringify(opts.vDecode)}`,
+    );
+  }
+  let vDecode: Fp4VDecodePlan | undefined;
+  if (vFp4 && vScales && vDecodeMode === 'once') {
+    vDecode = planDecodeFp4VGpu(
+      { codes: v, scales: vScales },
+      p.layout,
+      tier === 'subgroup-matrix' ? Math.max(512, v.size * 2) : 0,
+    );
+    vIn = vDecode.values;
+    vScalesIn = undefined;
+  }
   if (fp4) {
     const qSlack =
       tier === 'subgroup-matrix' ? 15 * layoutStrides(p.layout, p.headsQ, 1, p.headDim).token * 2 : 0;
@@ -345,6 +380,7 @@ export function planSageKernelGpu(
   }
   const prologue = (pass: GPUComputePassEncoder) => {
     for (const d of decodes) d.record(pass);
+    vDecode?.record(pass);
     if (castV) recordCastToFloat16(v, castV, pass);
   };
   const plan = buildFlashPlan(
@@ -360,16 +396,17 @@ export function planSageKernelGpu(
       kRule: rules.k,
       qFactor: fold ? 1 : p.smScale * Math.LOG2E,
       operands: fp4 ? 'float16' : 'int8',
+      unitFactors: qkFormat === 'nvfp4',
       deltaS: opts.deltaS ? { values: opts.deltaS as GpuTensor<'float32'>, blockQ: tiles.blockQ } : undefined,
     },
     {
       pFormat,
       pScaling,
-      vScales: vScales as GpuTensor<'float32'> | undefined,
+      vScales: vScalesIn,
       vMean: vMean as GpuTensor<'float32'> | undefined,
     },
   );
-  if (!fp4) return plan;
+  if (!fp4 && !vDecode) return plan;
   return {
     ...plan,
     record(pass) {
@@ -385,8 +422,10 @@ export function planSageKernelGpu(
       plan.destroyTemporaries();
       for (const d of decodes) d.destroy();
       castV?.destroy();
+      vDecode?.destroy();
       decodes = [];
       castV = undefined;
+      vDecode = undefined;
     },
   };
 }

@@ -365,6 +365,63 @@ test(
   },
 );
 
+/**
+ * The sage3 kernel's speed variants compute the same thing: NVFP4 V decoded once per call or while
+ * staging (the same exact f16 values), ΔS staged per key tile in workgroup memory or read from storage
+ * in the softmax, and NVFP4 Q/K's unit token factors multiplied or skipped (tensor-core tier). The
+ * default (once, workgroup, skipped) must equal each baseline on every tier: bit for bit where only
+ * the operand path differs, and to f32 rounding of the logit (FMA contraction) where the factor
+ * multiply goes.
+ */
+test('sage3 kernel variants (V decode, ΔS staging, unit factors) agree on every tier', { skip }, async () => {
+  const { quantizeQK } = await import('../../../src/attention/sage/quantize-qk.js');
+  const { quantizeV } = await import('../../../src/attention/sage/quantize-v.js');
+  const { runPlanOnce } = await import('../../../src/attention/dense-gpu.js');
+  const { randn: rn } = await import('../../../src/core/tensor.js');
+  const [B, H, Hkv, Nq, Nk, D] = [1, 4, 2, 100, 150, 64];
+  const q = rn([B, H, Nq, D], { seed: 71 });
+  const k = rn([B, Hkv, Nk, D], { seed: 81 });
+  const v = rn([B, Hkv, Nk, D], { seed: 91 });
+  const qk = quantizeQK(q, k, { quant: { kind: 'nvfp4' }, smoothQ: true, blockQ: 64 });
+  const vq = quantizeV(v, { format: 'nvfp4' });
+  const ops = {
+    q: { codes: upload(rt, qk.q.codes), scales: upload(rt, qk.q.scales) },
+    k: { codes: upload(rt, qk.k.codes), scales: upload(rt, qk.k.scales) },
+    v: { codes: upload(rt, vq.codes), scales: upload(rt, vq.scales), mean: upload(rt, vq.vMean) },
+    deltaS: upload(rt, qk.deltaS!),
+  };
+  for (const tier of rt.caps.tiers)
+    for (const causal of [false, true]) {
+      const run = async (extra: Record<string, unknown>) => {
+        const plan = planSageKernelGpu(ops.q, ops.k, ops.v, {
+          qkFormat: 'nvfp4',
+          pFormat: 'nvfp4',
+          deltaS: ops.deltaS,
+          blockQ: 64,
+          causal,
+          tier,
+          ...extra,
+        });
+        return (await download(runPlanOnce(plan) as GpuTensor)).data as Float32Array;
+      };
+      const base = await run({});
+      const variants: [string, Record<string, unknown>][] = [
+        ['vDecode staging', { vDecode: 'staging' }],
+        ['ΔS from storage', { mma: { deltaSStaging: 'global' } }],
+        ['factors multiplied', { mma: { qkScales: true } }],
+        ['all baselines', { vDecode: 'staging', mma: { deltaSStaging: 'global', qkScales: true } }],
+      ];
+      for (const [name, extra] of variants) {
+        const other = await run(extra);
+        const exact = base.every((x, i) => Object.is(x, other[i]));
+        const label = `${name} [${tier}${causal ? ', causal' : ''}]`;
+        if (tier !== 'subgroup-matrix') assert.ok(exact, `${label}: differs from the default`);
+        else
+          assert.ok(metrics.relL1(base, other) < 1e-6, `${label}: relative L1 ${metrics.relL1(base, other)}`);
+      }
+    }
+});
+
 test('FP4 kernel operands are checked: codes, scales, ΔS and the P/V pairing', { skip }, () => {
   const c = new Tensor(new Uint8Array(2 * 40 * 32), [1, 2, 40, 32], 'float4_e2m1fn');
   const s16 = tensor(new Float32Array(2 * 40 * 2), [1, 2, 40, 2], 'float32');

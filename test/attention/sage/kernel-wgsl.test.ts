@@ -28,6 +28,17 @@ const variants: Partial<MmaFlashConfig>[] = [
   { ...SAGE3, deltaSBlock: 64, staging: 'prefetch', aliasP: false },
   { ...SAGE3, blockK: 16 },
   { ...SAGE3, rowsPerWarp: 32, warps: 4 },
+  // the defaults of the sage3 plan (unit factors skipped, V decoded before the kernel, ΔS staged in
+  // workgroup memory) under every staging scheme, and the ΔS-from-storage baseline
+  ...(['direct', 'prefetch', 'split'] as const).map((staging) => ({
+    ...SAGE3,
+    qkScales: false,
+    vFormat: 'f16' as const,
+    deltaSBlock: 128,
+    staging,
+  })),
+  { ...SAGE3, deltaSBlock: 64, deltaSStaging: 'global' },
+  { ...SAGE3, qkScales: false, vFormat: 'f16', deltaSBlock: 48, warps: 12 },
   { qk: 'f16', qkScales: true, deltaSBlock: 128, pFormat: 'float8_e4m3fn', vFormat: 'float8_e4m3fn' },
   { qk: 'i8', deltaSBlock: 128, pFormat: 'nvfp4', vFormat: 'nvfp4' },
 ];
