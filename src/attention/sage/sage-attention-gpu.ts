@@ -62,11 +62,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }`;
 }
 
+/**
+ * A benchmark's view into the pipeline's GPU time: with it, each step is recorded in a compute pass
+ * of its own, begun with the descriptor `pass(step)` returns (timestamp writes), and `finish` sees the
+ * command encoder before it is submitted (to resolve the queries). Steps: 'pad', 'k mean',
+ * 'smooth q', 'quantize q/k', 'v mean', 'quantize v', 'kernel' (with the FP4 decodes), 'lse', 'slice'.
+ */
+export interface SageGpuProfile {
+  pass(step: string): GPUComputePassDescriptor;
+  finish(encoder: GPUCommandEncoder): void;
+}
+
 export function sageAttentionGpu(
   qIn: GpuTensor,
   kIn: GpuTensor,
   vIn: GpuTensor,
   resolved: ResolvedSage,
+  profile?: SageGpuProfile,
 ): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
   const why = gpuUnsupportedReason(resolved);
   if (why) {
@@ -93,7 +105,13 @@ export function sageAttentionGpu(
   const temporaries: GpuTensor[] = [];
 
   const enc = runtime.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
+  let pass = enc.beginComputePass(profile?.pass('pad'));
+  // a new pass per step when profiled (a pass boundary orders the steps as the dispatches' barriers do)
+  const step = (name: string) => {
+    if (!profile) return;
+    pass.end();
+    pass = enc.beginComputePass(profile.pass(name));
+  };
   // head dims that are not a multiple of 32 are zero-padded (the i8 tensor cores take 32 channels per
   // step; zeros add nothing to q·k or to O) and the output sliced back; σ stays the true 1/√D
   const D = p.headDim;
@@ -107,6 +125,7 @@ export function sageAttentionGpu(
     [q, k, v] = padded.map((x) => x.out);
   }
   let kMean: GpuTensor<'float32'> | undefined;
+  step('k mean');
   if (config.smoothK) {
     const m = recordTokenMeanGpu(k, p.layout, pass);
     kMean = m.mean;
@@ -115,6 +134,7 @@ export function sageAttentionGpu(
   }
   // Q smoothing (SA2 §3.1, SA3 §7.3): block means of Q and ΔS against the smoothed K
   let smoothQ: ReturnType<typeof recordSmoothQGpu> | undefined;
+  step('smooth q');
   if (config.smoothQ) {
     smoothQ = recordSmoothQGpu(q, k, { layout: p.layout, blockQ: config.blockQ, kMean }, pass);
     releases.push(smoothQ.release);
@@ -124,6 +144,7 @@ export function sageAttentionGpu(
   let qq: QKOperand & { release: () => void };
   let kq: QKOperand & { release: () => void };
   const qk = config.qk;
+  step('quantize q/k');
   if (qk.kind === 'nvfp4' || qk.kind === 'mxfp4') {
     const fp4 = {
       layout: p.layout,
@@ -145,6 +166,7 @@ export function sageAttentionGpu(
   let vOperand: VOperand = v;
   if (config.vFormat !== 'fp16') {
     let vMean: GpuTensor<'float32'> | undefined;
+    step('v mean');
     if (config.smoothV) {
       const m = recordTokenMeanGpu(v, p.layout, pass);
       vMean = m.mean;
@@ -152,6 +174,7 @@ export function sageAttentionGpu(
       temporaries.push(m.mean);
     }
     // NVFP4 V: groups of 16 tokens per channel (SA3 §7.2); FP8/INT8 V: per channel (SA2 §4.4)
+    step('quantize v');
     const vq =
       config.vFormat === 'nvfp4'
         ? recordQuantizeFp4Gpu(v, { layout: p.layout, format: 'nvfp4', axis: 'tokens', mean: vMean }, pass)
@@ -188,7 +211,9 @@ export function sageAttentionGpu(
       ...tiles,
     },
   );
+  step('kernel');
   plan.record(pass);
+  step('lse');
   if (p.returnLse && kMean && p.tokensQ > 0) {
     const st = layoutStrides(p.layout, p.headsQ, p.tokensQ, Dp);
     const words = new ArrayBuffer(32);
@@ -206,6 +231,7 @@ export function sageAttentionGpu(
     releases.push(() => params.destroy());
   }
   let out = plan.out;
+  step('slice');
   if (Dp !== D) {
     const sliced = recordResizeLastDim(plan.out, D, pass);
     releases.push(sliced.release);
@@ -213,6 +239,7 @@ export function sageAttentionGpu(
     out = sliced.out;
   }
   pass.end();
+  profile?.finish(enc);
   runtime.device.queue.submit([enc.finish()]);
   plan.destroyTemporaries();
   for (const r of releases) r();
