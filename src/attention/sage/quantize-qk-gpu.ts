@@ -25,7 +25,8 @@ const QUANT_THREADS = 128;
 /**
  * INT8 group quantization: one workgroup per (segment of tokens, head, batch); a segment holds whole
  * groups (`div` tokens, or 32 tokens of one-token groups). Group amax by atomicMax on the bits of |y|
- * (non-negative floats order like their bit patterns), then δ, then codes packed four to a word.
+ * (non-negative floats order like their bit patterns) of each invocation's running max, then δ, then
+ * codes packed four to a word.
  */
 function quantWgsl(
   input: 'f16' | 'f32',
@@ -71,12 +72,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (tid < ${groupsPerSegment}u) { atomicStore(&amax[tid], 0u); }
   workgroupBarrier();
   let nEnd = min(n0 + P.segTokens, P.tokens);
+  // a running max per invocation, flushed by one atomic whenever the group changes (once per
+  // invocation for per-block and per-warp groups); max is order-free, so the bits are the same
+  var runGroup = 0xffffffffu;
+  var runMax = 0u;
   for (var e = tid; e < P.segTokens * ${D}u; e += ${QUANT_THREADS}u) {
     let n = n0 + e / ${D}u;
     if (n < nEnd) {
-      atomicMax(&amax[groupOf(n) - g0], bitcast<u32>(abs(value(base, n, e % ${D}u, bh))));
+      let g = groupOf(n) - g0;
+      if (g != runGroup) {
+        if (runGroup != 0xffffffffu) { atomicMax(&amax[runGroup], runMax); }
+        runGroup = g;
+        runMax = 0u;
+      }
+      runMax = max(runMax, bitcast<u32>(abs(value(base, n, e % ${D}u, bh))));
     }
   }
+  if (runGroup != 0xffffffffu) { atomicMax(&amax[runGroup], runMax); }
   workgroupBarrier();
   if (tid < ${groupsPerSegment}u && g0 + tid < P.groups) {
     let a = bitcast<f32>(atomicLoad(&amax[tid]));
