@@ -14,5 +14,12 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', ...files], { stdio: 'inherit' });
+// Node 20 runs test files one at a time on a 2-core machine (availableParallelism − 1); two at a time
+// keeps both cores busy through the many files whose time is mostly tsx start-up and waiting on children.
+const concurrency = process.env.SPARQ_TEST_CONCURRENCY ?? '2';
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
+  { stdio: 'inherit' },
+);
 process.exit(result.status ?? 1);
