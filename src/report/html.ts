@@ -66,15 +66,18 @@ export interface ReportInput {
   readonly benchmarks: readonly RecordedBenchmark[];
 }
 
-/** Family and paper of each method, for the table of methods. */
-export const METHOD_INFO: Readonly<Record<MethodName, { family: string; paper: string }>> = {
+/** Family, paper and benchmark area (bench/results rows) of each method, for the table of methods. */
+export const METHOD_INFO: Readonly<
+  Record<MethodName, { family: string; paper: string; benchArea?: string }>
+> = {
   SageAttention: {
     family: 'quantized attention',
     paper: 'SageAttention 1/2/2++/3 (ICLR’25, ICML’25, NeurIPS’25)',
+    benchArea: 'sage',
   },
-  SpargeAttn: { family: 'sparse attention', paper: 'SpargeAttn (ICML’25)' },
-  'Sparse VideoGen': { family: 'sparse attention', paper: 'Sparse VideoGen (ICML’25)' },
-  SVG2: { family: 'sparse attention', paper: 'Sparse VideoGen2 (NeurIPS’25)' },
+  SpargeAttn: { family: 'sparse attention', paper: 'SpargeAttn (ICML’25)', benchArea: 'sparse' },
+  'Sparse VideoGen': { family: 'sparse attention', paper: 'Sparse VideoGen (ICML’25)', benchArea: 'svg' },
+  SVG2: { family: 'sparse attention', paper: 'Sparse VideoGen2 (NeurIPS’25)', benchArea: 'svg' },
   'Fallback Quantization': { family: 'low-bit training', paper: 'Fallback Quantization, INT8 (ICML’25)' },
   TetraJet: { family: 'low-bit training', paper: 'TetraJet, MXFP4 + Q-EMA / Q-Ramping (ICML’25)' },
   SageBwd: { family: 'low-bit training', paper: 'SageBwd, 8-bit trainable attention (SageAttention3 §4)' },
@@ -95,6 +98,11 @@ export function escapeHtml(text: string): string {
 const h = escapeHtml;
 
 const anchor = (name: string): string => `exp-${name.replace(/[^a-z0-9-]/gi, '-')}`;
+const benchAnchor = (file: string): string => `bench-${file.replace(/[^a-z0-9-]/gi, '-')}`;
+
+/** The newest recorded benchmark file with rows of `area` (the list is sorted newest first). */
+const newestBenchmark = (benchmarks: readonly RecordedBenchmark[], area: string | undefined) =>
+  area === undefined ? undefined : benchmarks.find((b) => b.rows.some((r) => r.area === area));
 
 const OUTCOME_LABEL = {
   holds: 'holds',
@@ -109,18 +117,24 @@ function methodTable(input: ReportInput): string {
       record.summary.headlines.filter((x) => x.method === method).map((x) => ({ ...x, from: record.name })),
     );
     const failed = input.failures.filter((f) => f.methods.includes(method));
+    const info = METHOD_INFO[method];
+    const recorded = newestBenchmark(input.benchmarks, info.benchArea);
     const cell = (key: 'accuracy' | 'speed'): string => {
-      const items = headlines.filter((x) => x[key] !== undefined);
-      if (items.length === 0) return '<span class="none">not measured in this run</span>';
-      return items
-        .map((x) => `${h(x[key] as string)} <a class="src" href="#${anchor(x.from)}">${h(x.from)}</a>`)
-        .join('<br>');
+      const items = headlines
+        .filter((x) => x[key] !== undefined)
+        .map((x) => `${h(x[key] as string)} <a class="src" href="#${anchor(x.from)}">${h(x.from)}</a>`);
+      if (key === 'speed' && recorded) {
+        const device = recorded.rows.find((r) => r.backend === 'webgpu')?.device ?? recorded.rows[0].device;
+        items.push(
+          `<span class="recorded">recorded on a GPU (${h(device)}, ${h(recorded.date)}): <a href="#${benchAnchor(recorded.file)}">${h(recorded.file.split('/').pop() ?? recorded.file)}</a></span>`,
+        );
+      }
+      return items.length > 0 ? items.join('<br>') : '<span class="none">not measured in this run</span>';
     };
     const sources = [
       ...own.map(({ record }) => `<a href="#${anchor(record.name)}">${h(record.name)}</a>`),
       ...failed.map((f) => `<a class="failed" href="#${anchor(f.name)}">${h(f.name)} (failed)</a>`),
     ];
-    const info = METHOD_INFO[method];
     return `<tr><td><b>${h(method)}</b><br><span class="paper">${h(info.paper)}</span></td><td>${h(info.family)}</td><td>${cell('accuracy')}</td><td>${cell('speed')}</td><td>${sources.join('<br>') || '<span class="none">none registered</span>'}</td></tr>`;
   });
   return `<table class="methods"><thead><tr><th>method</th><th>family</th><th>accuracy (this run)</th><th>speed (this run)</th><th>measured by</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
@@ -186,7 +200,7 @@ function benchmarkSection(benchmarks: readonly RecordedBenchmark[]): string {
             `<tr><td>${h(r.name)}</td><td class="num">${r.value >= 100 ? r.value.toFixed(1) : r.value.toPrecision(3)} ${h(r.unit)}</td><td>${h(r.backend)}</td><td>${h(r.tier)}</td><td>${h(r.device)}</td><td>${h(r.notes ?? '')}</td></tr>`,
         )
         .join('');
-      return `<details><summary><code>${h(b.file)}</code> · ${h(b.date)} · ${b.rows.length} rows</summary><p><code>${h(b.command)}</code></p><table><thead><tr><th>what</th><th>value</th><th>backend</th><th>tier</th><th>device</th><th>notes</th></tr></thead><tbody>${rows}</tbody></table></details>`;
+      return `<details id="${benchAnchor(b.file)}"><summary><code>${h(b.file)}</code> · ${h(b.date)} · ${b.rows.length} rows</summary><p><code>${h(b.command)}</code></p><table><thead><tr><th>what</th><th>value</th><th>backend</th><th>tier</th><th>device</th><th>notes</th></tr></thead><tbody>${rows}</tbody></table></details>`;
     })
     .join('');
   return `<p>Speed figures measured on GPUs by <code>npm run bench</code> in earlier runs and stored with the repository (not re-measured by this report; BENCHMARKS.md explains each).</p>${files}`;
@@ -198,7 +212,7 @@ h1{margin-bottom:.2em} h2{margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.6em 0;font-size:14px} th,td{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
 th{background:#f5f5f7} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.methods td:nth-child(3),table.methods td:nth-child(4){max-width:340px}
-.paper,.meta,.kind,.src{color:#666;font-size:13px} .none{color:#999} a.failed,.error{color:#b00020}
+.paper,.meta,.kind,.src,.recorded{color:#666;font-size:13px} .none{color:#999} a.failed,.error{color:#b00020}
 .verdict{display:inline-block;min-width:7em;padding:0 6px;border-radius:4px;font-size:13px;text-align:center}
 .verdict.holds{background:#d8f5dc} .verdict.does-not-hold{background:#fde0e0} .verdict.inconclusive{background:#eee}
 .figures{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0} figcaption{font-size:13px;color:#444;max-width:460px}

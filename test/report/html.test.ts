@@ -96,6 +96,11 @@ describe('report page', () => {
       ],
     });
     assert.ok(html.includes('This run failed: <code>RangeError: boom</code>'));
+    // the SageAttention row links the newest recorded benchmark of its area
+    const sage = html.split('<b>SageAttention</b>')[1].split('</tr>')[0];
+    assert.ok(sage.includes('recorded on a GPU (H100, 2026-11-25)'));
+    assert.ok(sage.includes('href="#bench-bench-results-x-json"'));
+    assert.ok(html.includes('<details id="bench-bench-results-x-json">'));
     assert.ok(html.includes('gft-2d (failed)'));
     assert.ok(html.includes('128.1 TOPS'));
   });
