@@ -55,7 +55,7 @@
  *
  * Outcome (2026-12-01): full mode (N 8192, 3 seeds) — 1–7 hold, 8 does not (mean density: row-major
  * 0.376, Hilbert 0.477, time-major 0.511); quick mode (N 2048, 3 seeds, 163 s CPU) — all eight hold.
- * Tables: README section "Sparse VideoGen and SVG2"; record and plots: docs/results/sparse*.
+ * Tables: README section "Sparse VideoGen and SVG2"; record and plots: docs/plots/sparse*.
  */
 import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
