@@ -274,12 +274,7 @@ export {
 } from './io/safetensors.js';
 export { readSafetensors, writeSafetensorsFile } from './io/safetensors-file.js';
 export { CharTokenizer, type CharTokenizerOptions } from './io/char-tokenizer.js';
-export {
-  SHIPPED_TEXTS,
-  readShippedText,
-  type ShippedText,
-  type ShippedTextName,
-} from './io/shipped-text.js';
+export { SHIPPED_TEXTS, readShippedText, type ShippedText, type ShippedTextName } from './io/shipped-text.js';
 
 // autograd (CPU, float64): tape-based reverse mode with hand-written backward passes
 export * as autograd from './autograd/index.js';
