@@ -74,7 +74,7 @@ for (const D of [64, 128])
 for (const D of [64, 128, 256])
   for (const v of [
     { deltaSBlock: 128 },
-    { pScaling: 'direct', staging: 'split' },
+    { pScaling: 'direct', staging: 'split', qkScales: false },
     { blockK: 16 },
     { rowsPerWarp: 32, warps: 4 },
     { deltaSBlock: 128, deltaSStaging: 'global' },

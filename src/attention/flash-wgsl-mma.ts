@@ -19,6 +19,7 @@
  * - Workgroup arrays are vec4<u32> with rows padded by 16 bytes, and every subgroup-matrix variable has
  *   a constant name (straight-line code): both measured to matter 1.6× for GEMMs on the H100.
  */
+import { UnsupportedOptionError } from '../core/errors.js';
 import { FLASH_PARAMS_WGSL, SAGE_PARAMS_WGSL } from './flash-params.js';
 import {
   FP4_WGSL,
@@ -208,6 +209,14 @@ export function mmaFlashWgsl(c: MmaFlashConfig, sparse?: MmaBlockSparse): string
   const i8 = c.qk === 'i8';
   // logits times per-row and per-column factors: INT8 scales, or FP4 Q/K token factors
   const scaled = c.qkScales ?? i8;
+  if (c.staging === 'split' && scaled) {
+    // split staging stores the next tile's K (and its per-key scales in sKs) after the S barrier, while
+    // this tile's softmax still reads sKs: a race. Only the tile sweeps ask for it; refuse rather than
+    // emit a kernel that may read the wrong tile's scales.
+    throw new UnsupportedOptionError(
+      "staging 'split' cannot be combined with per-key Q/K scales (INT8 or scaled FP4 logits); use 'prefetch' or 'direct'",
+    );
+  }
   const dsBlock = c.deltaSBlock ?? 0;
   // ΔS rows staged per key tile in workgroup memory (0: read from storage in the softmax)
   const dsRows = stagedDeltaSRows(c, sparse !== undefined);

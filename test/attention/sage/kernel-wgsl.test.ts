@@ -24,7 +24,7 @@ const rt = gpu as GpuRuntime;
 const SAGE3 = { qk: 'f16', qkScales: true, pFormat: 'nvfp4', vFormat: 'nvfp4' } as const;
 const variants: Partial<MmaFlashConfig>[] = [
   { ...SAGE3, deltaSBlock: 128 },
-  { ...SAGE3, pScaling: 'direct', staging: 'split' },
+  { ...SAGE3, pScaling: 'direct', staging: 'split', qkScales: false },
   { ...SAGE3, deltaSBlock: 64, staging: 'prefetch', aliasP: false },
   { ...SAGE3, blockK: 16 },
   { ...SAGE3, rowsPerWarp: 32, warps: 4 },
@@ -60,4 +60,17 @@ test('NVFP4 P refuses lane chunks that split a 16-key group unevenly', () => {
   // 48 keys over two lanes: 24-key chunks
   assert.throws(() => mmaFlashWgsl({ ...defaultMmaConfig(64), ...SAGE3, blockK: 48 }), /16-key groups/);
   assert.doesNotThrow(() => mmaFlashWgsl({ ...defaultMmaConfig(64), ...SAGE3, blockK: 32 }));
+});
+
+test('split staging refuses per-key Q/K scales (the next tile would overwrite them mid-softmax)', () => {
+  for (const v of [{ qk: 'i8' }, { ...SAGE3 }] as const) {
+    assert.throws(
+      () => mmaFlashWgsl({ ...defaultMmaConfig(64), ...v, staging: 'split' }),
+      /staging 'split' cannot be combined with per-key Q\/K scales/,
+    );
+  }
+  assert.doesNotThrow(() =>
+    mmaFlashWgsl({ ...defaultMmaConfig(64), ...SAGE3, qkScales: false, staging: 'split' }),
+  );
+  assert.doesNotThrow(() => mmaFlashWgsl({ ...defaultMmaConfig(64), qk: 'i8', staging: 'prefetch' }));
 });
