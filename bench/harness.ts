@@ -3,7 +3,34 @@
  * runner (bench/run.ts) prints them as a markdown table and writes JSON under results/. Nothing here
  * runs under `npm test`.
  */
+import type { GpuAttentionPlan } from '../src/attention/dense-gpu.js';
+import type { GpuRuntime } from '../src/gpu/runtime.js';
+import { timeCompute, type TimingResult } from '../src/gpu/timing.js';
+
 export { median } from '../src/gpu/stats.js';
+
+/**
+ * Times a GPU attention plan's kernel after one full run (which fills any converted operands), then
+ * frees the plan's temporaries and outputs. Quick mode measures 3 batches instead of 5.
+ */
+export async function timePlan(
+  rt: GpuRuntime,
+  plan: GpuAttentionPlan,
+  quick: boolean,
+): Promise<TimingResult> {
+  const prime = rt.device.createCommandEncoder();
+  const pass = prime.beginComputePass();
+  plan.record(pass);
+  pass.end();
+  rt.device.queue.submit([prime.finish()]);
+  try {
+    return await timeCompute(rt, (p) => plan.recordKernel(p), { batches: quick ? 3 : 5 });
+  } finally {
+    plan.destroyTemporaries();
+    plan.out.destroy();
+    plan.lse.destroy();
+  }
+}
 
 export interface BenchRow {
   /** Area of sparq, e.g. 'numerics' or 'attention'. */

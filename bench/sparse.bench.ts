@@ -26,7 +26,7 @@
  * 16 rows, the sparse kernel 8 × 16 to match blockQ = 128): 1.05–1.20. Band ≤ random (contiguous keys,
  * even work per row). Stage-2 vote: +3–8 % (one extra workgroup barrier per key tile).
  */
-import { planAttentionGpu, type GpuAttentionPlan } from '../src/attention/dense-gpu.js';
+import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { layoutDensity, type BlockSparseLayout } from '../src/attention/sparse/block-layout.js';
 import { planBlockSparseGpu, planWithLayoutWords } from '../src/attention/sparse/block-sparse-gpu.js';
 import { SPARSE_PARAMS_BYTES } from '../src/attention/sparse/block-sparse-wgsl-layout.js';
@@ -41,26 +41,10 @@ import { download, type GpuTensor } from '../src/gpu/gpu-tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
 import { randomGpu } from './gpu-data.js';
-import type { BenchContext, BenchModule, BenchRow } from './harness.js';
+import { type BenchContext, type BenchModule, type BenchRow, timePlan } from './harness.js';
 
 const BLOCK_Q = 128;
 const BLOCK_K = 64;
-
-/** Times a plan's kernel after one full run (which fills any converted operands). */
-async function timePlan(rt: GpuRuntime, plan: GpuAttentionPlan, quick: boolean) {
-  const prime = rt.device.createCommandEncoder();
-  const pass = prime.beginComputePass();
-  plan.record(pass);
-  pass.end();
-  rt.device.queue.submit([prime.finish()]);
-  try {
-    return await timeCompute(rt, (p) => plan.recordKernel(p), { batches: quick ? 3 : 5 });
-  } finally {
-    plan.destroyTemporaries();
-    plan.out.destroy();
-    plan.lse.destroy();
-  }
-}
 
 function randomBlocks(heads: number, n: number, density: number, seed: number): BlockSparseLayout {
   const qb = Math.ceil(n / BLOCK_Q);

@@ -5,21 +5,25 @@
  * N ∈ {16k, 32k, 64k} (quick, a smoke run: N 1024, H 2, D 64). All GPU figures are kernel time from timestamp queries
  * (median of batches) unless the row says wall time.
  *
- * Rows:
+ * Rows (A/B: where a kernel has a kept earlier variant, both are measured in this run):
  * - dense (peer): the dense kernel.
- * - SVG profiling: the profile kernel (64 sampled rows, three online softmaxes over all keys), the kind
- *   choice and the permutation kernel, in % of dense.
+ * - SVG profiling: the profile kernels (64 sampled rows, three online softmaxes over all keys), the kind
+ *   choice and the permutation kernel, in % of dense — kernel 'split' (keys split over ≤ 16 chunks, 8
+ *   rows per workgroup, merged; the default) and 'per-row' (one workgroup per row and head, the first).
  * - SVG / SVG2 permutation: gather of Q, K, V and scatter of O, in % of dense.
  * - SVG band kernel: the block-sparse kernel on the band layout of density budget 0.25 (blocks 128 ×
  *   128, as the reference's FlexAttention), with t / (density · t_dense).
- * - SVG2 k-means iteration: one iteration (assignment, counting sort, segmented mean, largest move) of
- *   Q with C_q = 100 and of K with C_k = 500 (the paper's setting, SVG2 App. D), and the warm step the
- *   cache allows (2 iterations of each) in % of dense; the cold start is 50 of each.
- * - SVG2 cluster map: the host-side criticality + top-p for C_q × C_k per head (wall time, JS).
+ * - SVG2 k-means iteration: one iteration (norms, assignment, counting sort, segmented mean, largest
+ *   move and convergence test, advance) of Q with C_q = 100 and of K with C_k = 500 (the paper's
+ *   setting, SVG2 App. D), assignment 'tiled' (64 × 64 register tiles, the default) and 'per-point'
+ *   (the first kernel); the warm step the cache allows is 2 iterations of each, the cold start 50.
+ * - SVG2 cluster map: on the GPU (criticality, top-p by rank, CSR words and bounds; kernel time, what
+ *   svg2AttentionGpu runs) and the host version in JS (wall time; what it ran before, plus a read-back).
  * - SVG2 variable-block kernel: equal-size clusters and a random cluster map at density 0.3, with
  *   t / (density · t_dense).
- * - SVG2 end to end (wall): svg2AttentionGpu with a warm centroid cache, vs the dense kernel's wall time.
- *   On random data k-means converges in no fixed number of steps; the warm call runs at most 2.
+ * - SVG2 end to end (wall): svg2AttentionGpu with a warm centroid cache (GPU-resident), vs the dense
+ *   kernel's wall time. On random data k-means converges in no fixed number of steps; the warm call
+ *   runs at most 2.
  *
  * Prediction before the first H100 run: profiling 1–3 % of dense at N ≥ 32k (64 rows × 2·N·D reads
  * per head, mostly from L2); permutations < 2 % (4 passes over N·D·H halves); band kernel ratio 1.0–1.2;
@@ -28,8 +32,19 @@
  * cores) and the warm step (2 iterations of Q and K) 10–25 % — above the 5 % target, which needs a
  * tensor-core assignment (the reference uses a Triton GEMM); the host map < 5 ms; end to end SVG2 at
  * density ≈ 0.3 slower than 0.3 × dense by the k-means share.
+ *
+ * Predictions for the 2026-12 overhead changes (H200, D = 128; before → predicted):
+ * - SVG profiling 'split': 11.0 / 21.8 / 43.6 ms at 16k / 32k / 64k → 1–2 / 1.5–4 / 3–8 ms (≤ 5 % of
+ *   dense at N ≥ 32k): the per-row kernel ran 1024 workgroups each walking N keys with serial maxima;
+ *   split, 2048 workgroups share K/V loads across 8 rows and form each weight once.
+ * - k-means assignment 'tiled': K iteration (C 500) 9.7 → 3–4.5 ms at 32k, Q (C 100) 2.9 → 1–1.5 ms:
+ *   the per-point kernel does one FMA per workgroup-memory load with the point in (likely spilled)
+ *   registers; 4 × 4 register tiles do two FMAs per load.
+ * - SVG2 cluster map on the GPU: 480–760 ms (host JS) → 0.1–0.5 ms kernel time; end to end 0.65–1.05 s
+ *   → about 0.3 × dense kernel + 2 warm k-means steps + permutations, i.e. 0.05–0.2 s wall, with no
+ *   read-back left in the call.
  */
-import { planAttentionGpu, type GpuAttentionPlan } from '../src/attention/dense-gpu.js';
+import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { layoutDensity } from '../src/attention/sparse/block-layout.js';
 import { planBlockSparseGpu } from '../src/attention/sparse/block-sparse-gpu.js';
 import { CentroidCache } from '../src/attention/sparse/centroid-cache.js';
@@ -40,34 +55,20 @@ import { resolveSvgPlanShape } from '../src/attention/sparse/svg-plan.js';
 import { fixedTileMask } from '../src/attention/sparse/svg-layout.js';
 import { recordSvgProfileGpu } from '../src/attention/sparse/svg-profile-gpu.js';
 import { svg2ClusterMap } from '../src/attention/sparse/svg2-map.js';
+import { recordSvg2MapGpu } from '../src/attention/sparse/svg2-map-gpu.js';
 import { svg2AttentionGpu } from '../src/attention/sparse/svg2-gpu.js';
 import { Rng } from '../src/core/rng.js';
 import { Tensor } from '../src/core/tensor.js';
 import { describeAdapter } from '../src/gpu/capabilities.js';
-import { emptyGpu, type GpuTensor } from '../src/gpu/gpu-tensor.js';
+import { emptyGpu, type GpuTensor, upload } from '../src/gpu/gpu-tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
 import { randomGpu } from './gpu-data.js';
-import type { BenchContext, BenchModule, BenchRow } from './harness.js';
+import { type BenchContext, type BenchModule, type BenchRow, timePlan } from './harness.js';
 
 const FRAMES = 16;
 const Q_CLUSTERS = 100;
 const K_CLUSTERS = 500;
-
-async function timePlan(rt: GpuRuntime, plan: GpuAttentionPlan, quick: boolean) {
-  const prime = rt.device.createCommandEncoder();
-  const pass = prime.beginComputePass();
-  plan.record(pass);
-  pass.end();
-  rt.device.queue.submit([prime.finish()]);
-  try {
-    return await timeCompute(rt, (p) => plan.recordKernel(p), { batches: quick ? 3 : 5 });
-  } finally {
-    plan.destroyTemporaries();
-    plan.out.destroy();
-    plan.lse.destroy();
-  }
-}
 
 /** Wall time of an async GPU operation (median of `reps`, after one warm-up). */
 async function wallMs(rt: GpuRuntime, reps: number, op: () => Promise<GpuTensor | unknown>): Promise<number> {
@@ -135,40 +136,43 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
         const shapeSvg = resolveSvgPlanShape(q, k, v, svgOpts);
         const prof = shapeSvg.profiling!;
         const tiles = fixedTileMask(shapeSvg.base.layout);
-        const made: { release: () => void; destroy: () => void }[] = [];
-        const tProf = await timeCompute(
-          rt,
-          (pass) => {
-            const p = recordSvgProfileGpu(
-              q,
-              k,
-              v,
-              shapeSvg.problem,
-              shapeSvg.geometry,
-              tiles,
-              128,
-              128,
-              prof.rows,
-              pass,
-            );
-            made.push({
-              release: p.release,
-              destroy: () => [p.kinds, p.mse, p.perm].forEach((t) => t.destroy()),
-            });
-          },
-          batches,
-        );
-        for (const m of made.splice(0)) {
-          m.release();
-          m.destroy();
+        for (const kernel of ['split', 'per-row'] as const) {
+          const made: { release: () => void; destroy: () => void }[] = [];
+          const tProf = await timeCompute(
+            rt,
+            (pass) => {
+              const p = recordSvgProfileGpu(
+                q,
+                k,
+                v,
+                shapeSvg.problem,
+                shapeSvg.geometry,
+                tiles,
+                128,
+                128,
+                prof.rows,
+                pass,
+                { kernel },
+              );
+              made.push({
+                release: p.release,
+                destroy: () => [p.kinds, p.mse, p.perm].forEach((t) => t.destroy()),
+              });
+            },
+            batches,
+          );
+          for (const m of made.splice(0)) {
+            m.release();
+            m.destroy();
+          }
+          row(
+            `SVG profiling (64 rows) + kinds + permutation, kernel ${kernel}`,
+            tProf.kernelMs,
+            'ms',
+            'f32',
+            pct(tProf.kernelMs),
+          );
         }
-        row(
-          'SVG profiling (64 rows) + kinds + permutation',
-          tProf.kernelMs,
-          'ms',
-          'f32',
-          pct(tProf.kernelMs),
-        );
 
         const perm = emptyGpu(rt, [heads * tokens], 'int32', 'bench permutation');
         const permData = new Int32Array(heads * tokens);
@@ -210,17 +214,24 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           ['Q', q, Q_CLUSTERS],
           ['K', k, K_CLUSTERS],
         ] as const) {
-          const km = prepareKMeansGpu(x, { clusters, maxIters: 1, seed: 1 });
-          await km.init();
-          const t = await timeCompute(rt, (pass) => km.recordIteration(pass), batches);
-          km.destroy();
-          row(
-            `SVG2 k-means iteration, ${what}, C = ${clusters}`,
-            t.kernelMs,
-            'ms',
-            'f32',
-            `${pct(t.kernelMs)}; warm step (2 iterations) ${((200 * t.kernelMs) / dense.kernelMs).toFixed(1)} %, cold start (50) ${((5000 * t.kernelMs) / dense.kernelMs).toFixed(0)} %`,
-          );
+          for (const assignKernel of ['tiled', 'per-point'] as const) {
+            // tol 0: no iteration converges, so every timed one does the full work
+            const km = prepareKMeansGpu(x, { clusters, maxIters: 1, tol: 0, seed: 1, assignKernel });
+            const enc = rt.device.createCommandEncoder();
+            const initPass = enc.beginComputePass();
+            km.recordInit(initPass);
+            initPass.end();
+            rt.device.queue.submit([enc.finish()]);
+            const t = await timeCompute(rt, (pass) => km.recordIteration(pass), batches);
+            km.destroy();
+            row(
+              `SVG2 k-means iteration, ${what}, C = ${clusters}, assignment ${assignKernel}`,
+              t.kernelMs,
+              'ms',
+              'f32',
+              `${pct(t.kernelMs)}; warm step (2 iterations) ${((200 * t.kernelMs) / dense.kernelMs).toFixed(1)} %, cold start (50) ${((5000 * t.kernelMs) / dense.kernelMs).toFixed(0)} %`,
+            );
+          }
         }
         const rng = Rng.fromSeed(3);
         const qc = new Float64Array(heads * Q_CLUSTERS * headDim);
@@ -248,6 +259,55 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           'js',
           pct(mapMs),
         );
+        const mapInputs = {
+          qCentroids: upload(rt, new Tensor(Float32Array.from(qc), [heads, Q_CLUSTERS, headDim], 'float32')),
+          kCentroids: upload(rt, new Tensor(Float32Array.from(kc), [heads, K_CLUSTERS, headDim], 'float32')),
+          qSizes: upload(
+            rt,
+            new Tensor(
+              new Int32Array(heads * Q_CLUSTERS).fill(Math.floor(tokens / Q_CLUSTERS)),
+              [heads, Q_CLUSTERS],
+              'int32',
+            ),
+          ),
+          kSizes: upload(rt, new Tensor(kSizes, [heads, K_CLUSTERS], 'int32')),
+        };
+        // every timed record reuses the first one's buffers (about 10 MB each at 16 heads)
+        const mapMade: ReturnType<typeof recordSvg2MapGpu>[] = [];
+        const tMap = await timeCompute(
+          rt,
+          (pass) =>
+            mapMade.push(
+              recordSvg2MapGpu(
+                {
+                  ...mapInputs,
+                  batch: 1,
+                  heads,
+                  qClusters: Q_CLUSTERS,
+                  kClusters: K_CLUSTERS,
+                  headDim,
+                  prefixTokens: 0,
+                  tokens,
+                  topP: 0.9,
+                  minKeyClusterRatio: 0,
+                  smScale: 1 / Math.sqrt(headDim),
+                },
+                pass,
+                mapMade[0],
+              ),
+            ),
+          batches,
+        );
+        for (const m of mapMade) m.release();
+        mapMade[0]?.destroy();
+        for (const t of Object.values(mapInputs)) t.destroy();
+        row(
+          `SVG2 cluster map on the GPU (${Q_CLUSTERS}×${K_CLUSTERS} per head: criticality, top-p, layout words)`,
+          tMap.kernelMs,
+          'ms',
+          'f32',
+          pct(tMap.kernelMs),
+        );
 
         const sizes = (c: number) =>
           Array.from({ length: heads * c }, (_, i) => Math.floor(tokens / c) + (i % c < tokens % c ? 1 : 0));
@@ -269,6 +329,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
         );
 
         const cache = new CentroidCache();
+        // the cache holds GPU centroids after the first call; cleared below
         const svg2Opts = { qClusters: Q_CLUSTERS, kClusters: K_CLUSTERS, cache };
         ((await svg2AttentionGpu(q, k, v, svg2Opts)) as GpuTensor).destroy();
         const svg2Wall = await wallMs(rt, ctx.quick ? 1 : 3, () => svg2AttentionGpu(q, k, v, svg2Opts));
@@ -291,6 +352,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           `dense wall ${denseWall.toFixed(1)} ms; ratio ${(svg2Wall / denseWall).toFixed(3)}`,
         );
         console.error(`${label} svg2 wall ${svg2Wall.toFixed(1)} ms vs dense ${denseWall.toFixed(1)} ms`);
+        cache.clear();
         for (const t of [q, k, v, perm, oF32]) t.destroy();
       }
     }

@@ -8,7 +8,13 @@
  * Like the reference the key is the layer alone: CFG branches that call the same layer share (and
  * alternately update) one entry. An entry whose shape no longer fits (other heads, head dim or cluster
  * counts) is ignored and replaced by a cold start, where the reference would fail.
+ *
+ * Host calls store float64 centroids; GPU calls (svg2-gpu.ts) store GPU tensors, so a warm step reads
+ * nothing back. The cache owns GPU entries: replacing, deleting or clearing one frees its buffers. A
+ * GPU call accepts a host entry (it uploads it); a host call refuses a GPU entry (use one cache per
+ * backend).
  */
+import { type GpuTensor, isGpuTensor } from '../../gpu/gpu-tensor.js';
 
 export type LayerKey = number | string;
 
@@ -18,9 +24,16 @@ export interface CentroidEntry {
   readonly d: number;
   readonly qClusters: number;
   readonly kClusters: number;
-  /** sets·C_q·D and sets·C_k·D values. */
-  readonly q: Float64Array;
-  readonly k: Float64Array;
+  /** sets·C_q·D and sets·C_k·D values (host), or [sets, C, D] float32 GPU tensors. */
+  readonly q: Float64Array | GpuTensor<'float32'>;
+  readonly k: Float64Array | GpuTensor<'float32'>;
+}
+
+function freeGpu(e: CentroidEntry | undefined, keep?: CentroidEntry): void {
+  if (!e) return;
+  for (const t of [e.q, e.k]) {
+    if (isGpuTensor(t) && t !== keep?.q && t !== keep?.k) t.destroy();
+  }
 }
 
 export class CentroidCache {
@@ -39,6 +52,7 @@ export class CentroidCache {
   }
 
   set(layer: LayerKey, entry: CentroidEntry): void {
+    freeGpu(this.entries.get(layer), entry);
     this.entries.set(layer, entry);
   }
 
@@ -47,10 +61,12 @@ export class CentroidCache {
   }
 
   delete(layer: LayerKey): boolean {
+    freeGpu(this.entries.get(layer));
     return this.entries.delete(layer);
   }
 
   clear(): void {
+    for (const e of this.entries.values()) freeGpu(e);
     this.entries.clear();
   }
 

@@ -4,13 +4,15 @@
  * (a bijection, so no two threads write one row), for [B, H, N, D] tensors in either layout and for
  * [B, H, N] LSE vectors. Rows are copied as 32-bit words, so any dtype whose row is a whole number of
  * words works (float32; float16 with an even D). Also the small kernels that make SVG2's permutation
- * from the k-means sort (prefix tokens first) and SVG's from the per-head kinds.
+ * from the k-means sort (prefix tokens first) and SVG's from the per-head kinds, and the gather →
+ * kernel → scatter composition both methods run (`permutedAttentionGpu`).
  */
 import { ShapeError, UnsupportedOptionError } from '../../core/errors.js';
 import { bytesPerElement } from '../../core/dtype.js';
 import type { Layout } from '../../core/layout.js';
 import { recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
 import { emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
+import type { AttentionWithLse } from '../options.js';
 
 const WG = 256;
 
@@ -154,4 +156,69 @@ export function recordPermutationFromOrder(
     Math.ceil((sets * tokens) / WG),
   );
   return { perm, release: () => params.destroy() };
+}
+
+function submitPass(rt: GpuTensor['runtime'], record: (pass: GPUComputePassEncoder) => void): void {
+  const enc = rt.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  record(pass);
+  pass.end();
+  rt.device.queue.submit([enc.finish()]);
+}
+
+/** What a kernel of permuted tensors returns: O, or O with the LSE. */
+type PermutedKernelResult = GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>>;
+
+/**
+ * The composition SVG and SVG2 share on the GPU (sparse_attention.md §2.2 step 3, §3.2 steps 4–6):
+ * gather q by `qPerm` and k, v by `kPerm`, run `kernel` on the permuted tensors, scatter O (and the
+ * LSE, when `returnLse`) back by `qPerm`. Frees the permuted copies and the kernel's own outputs; the
+ * permutations stay the caller's.
+ */
+export function permutedAttentionGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  perms: { q: GpuTensor<'int32'>; k: GpuTensor<'int32'> },
+  layout: Layout,
+  returnLse: boolean,
+  kernel: (q: GpuTensor, k: GpuTensor, v: GpuTensor) => PermutedKernelResult,
+): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
+  const rt = q.runtime;
+  const releases: (() => void)[] = [];
+  const moved: GpuTensor[] = [];
+  submitPass(rt, (pass) => {
+    for (const [x, perm] of [
+      [q, perms.q],
+      [k, perms.k],
+      [v, perms.k],
+    ] as const) {
+      const g = recordPermuteTokens(x, perm, layout, false, pass);
+      moved.push(g.out);
+      releases.push(g.release);
+    }
+  });
+  const result = kernel(moved[0], moved[1], moved[2]);
+  const [out, lse] = returnLse
+    ? [
+        (result as AttentionWithLse<GpuTensor<'float32'>>).out,
+        (result as AttentionWithLse<GpuTensor<'float32'>>).lse,
+      ]
+    : [result as GpuTensor<'float32'>, undefined];
+  let outBack!: GpuTensor;
+  let lseBack: GpuTensor | undefined;
+  submitPass(rt, (pass) => {
+    const o = recordPermuteTokens(out, perms.q, layout, true, pass);
+    outBack = o.out;
+    releases.push(o.release);
+    if (lse) {
+      const l = recordPermuteTokens(lse, perms.q, 'lse', true, pass);
+      lseBack = l.out;
+      releases.push(l.release);
+    }
+  });
+  for (const t of [...moved, out, ...(lse ? [lse] : [])]) t.destroy();
+  for (const release of releases) release();
+  const outF = outBack as GpuTensor<'float32'>;
+  return lseBack ? { out: outF, lse: lseBack as GpuTensor<'float32'> } : outF;
 }

@@ -1,27 +1,29 @@
 /**
- * SVG2 on WebGPU: the composition of svg2.ts with k-means (kmeans-gpu.ts), the permutations (made on the
- * GPU from k-means' own stable sort, permute-gpu.ts), the token gather, the variable-block kernel
- * (block-sparse-gpu.ts) and the inverse scatter of O and the LSE on the GPU. The cluster map is computed
- * on the host from the read-back centroids and sizes (C_q·C_k·D per head, small next to attention), and
- * so is the variable layout the kernel takes — hence the call is async.
+ * SVG2 on WebGPU: the composition of svg2.ts with every step on the GPU and nothing read back —
+ * k-means of Q and K (kmeans-gpu.ts; convergence tested on the GPU, the two runs interleaved in one
+ * pass), the cluster map and the variable layout from the centroids and sizes k-means left there
+ * (svg2-map-gpu.ts), the permutations from k-means' own stable sort (permute-gpu.ts), the token gather,
+ * the variable-block kernel over the GPU-built layout words (block-sparse-gpu.ts `planWithLayoutWords`)
+ * and the inverse scatter of O and the LSE. The call stays async (the public signature), but it awaits
+ * nothing on the GPU. With a centroid cache the GPU call stores GPU centroids (centroid-cache.ts).
  *
- * `planSvg2Gpu` also reads the labels back and returns a host plan (what `planSvg2` returns), e.g. to
- * score its mask or to pass as `plan`. Like the CPU path, the centroid cache holds host centroids.
+ * `planSvg2Gpu` runs the same GPU steps and reads labels, centroids, sizes and the GPU map back into a
+ * host plan (what `planSvg2` returns), e.g. to score its mask or to pass as `plan`; its layout is
+ * svg2Layout of the GPU map, which is the layout the GPU words describe.
  */
 import { Rng } from '../../core/rng.js';
 import { Tensor } from '../../core/tensor.js';
-import { download, type GpuTensor, upload } from '../../gpu/gpu-tensor.js';
+import { download, type GpuTensor, isGpuTensor, upload } from '../../gpu/gpu-tensor.js';
 import type { GpuRuntime } from '../../gpu/runtime.js';
 import { attentionGpu } from '../dense-gpu.js';
 import type { AttentionResult, AttentionWithLse } from '../options.js';
-import type { VariableBlockLayout } from './block-layout.js';
-import { blockSparseAttentionGpu } from './block-sparse-gpu.js';
+import { blockSparseAttentionGpu, planWithLayoutWords } from './block-sparse-gpu.js';
 import type { CentroidCache } from './centroid-cache.js';
-import { type KMeansGpuResult, kmeansGpu } from './kmeans-gpu.js';
-import { recordPermutationFromOrder, recordPermuteTokens } from './permute-gpu.js';
+import { type KMeansGpuRun, readKMeansState, recordKMeansGpu } from './kmeans-gpu.js';
+import { permutedAttentionGpu, recordPermutationFromOrder } from './permute-gpu.js';
+import { type Svg2MapGpu, readSvg2MapGpu, recordSvg2MapGpu } from './svg2-map-gpu.js';
 import {
   type ResolvedSvg2,
-  type Svg2ClusterSummary,
   type Svg2Options,
   type Svg2Plan,
   resolveSvg2,
@@ -37,48 +39,115 @@ function encodePass(rt: GpuRuntime, record: (pass: GPUComputePassEncoder) => voi
   rt.device.queue.submit([enc.finish()]);
 }
 
+/** A recorded clustering of Q and K: the two runs and whether they started from the cache. */
 interface GpuClustering {
-  summary: Svg2ClusterSummary & { qIterations: number; kIterations: number; warmStart: boolean };
-  q: KMeansGpuResult;
-  k: KMeansGpuResult;
+  q: KMeansGpuRun;
+  k: KMeansGpuRun;
+  warmStart: boolean;
+  /** After submission: frees the work buffers and stores the centroids in the cache, which then owns them. */
+  submitted(): void;
+  /** Frees labels, order, sizes and state of both runs, and the centroids unless the cache holds them. */
+  destroy(): void;
 }
 
-/** k-means of Q and K on the GPU with the cache, as svg2-plan.ts `cluster` (same seeds, same rule). */
-async function clusterGpu(
+/** Records k-means of Q and K with the cache, as svg2-plan.ts `cluster` (same seeds, same rule). */
+function recordClusterGpu(
   q: GpuTensor,
   k: GpuTensor,
   r: ResolvedSvg2,
   cache: CentroidCache | undefined,
   seed: Svg2Options['seed'],
-): Promise<GpuClustering> {
+  pass: GPUComputePassEncoder,
+): GpuClustering {
   const { problem } = r;
   const sets = problem.batch * problem.headsQ;
   const entryShape = { sets, d: problem.headDim, qClusters: r.qClusters, kClusters: r.kClusters };
   const cached = r.warmStart ? cache?.get(r.cacheKey, entryShape) : undefined;
+  const start = (c: Float64Array | GpuTensor<'float32'> | undefined) =>
+    c === undefined ? {} : isGpuTensor(c) ? { initGpu: c } : { init: c };
   const maxIters = cached ? r.iterStep : r.iterInit;
   const root = Rng.fromSeed(seed ?? 0);
   const common = { maxIters, tol: r.tol, layout: problem.layout, offset: r.prefixTokens };
-  const qk = await kmeansGpu(q, { ...common, clusters: r.qClusters, init: cached?.q, seed: root.split(0) });
-  const kk = await kmeansGpu(k, { ...common, clusters: r.kClusters, init: cached?.k, seed: root.split(1) });
-  cache?.set(r.cacheKey, { ...entryShape, q: qk.centroids, k: kk.centroids });
+  const [qRun, kRun] = recordKMeansGpu(
+    [
+      { x: q, opts: { ...common, clusters: r.qClusters, seed: root.split(0), ...start(cached?.q) } },
+      { x: k, opts: { ...common, clusters: r.kClusters, seed: root.split(1), ...start(cached?.k) } },
+    ],
+    pass,
+  );
+  let inCache = false;
   return {
-    summary: {
-      qClusters: r.qClusters,
-      kClusters: r.kClusters,
-      qSizes: qk.sizes,
-      kSizes: kk.sizes,
-      qCentroids: qk.centroids,
-      kCentroids: kk.centroids,
-      qIterations: qk.iterations,
-      kIterations: kk.iterations,
-      warmStart: cached !== undefined,
+    q: qRun,
+    k: kRun,
+    warmStart: cached !== undefined,
+    submitted() {
+      qRun.release();
+      kRun.release();
+      if (cache) {
+        cache.set(r.cacheKey, { ...entryShape, q: qRun.result.centroids, k: kRun.result.centroids });
+        inCache = true;
+      }
     },
-    q: qk,
-    k: kk,
+    destroy() {
+      qRun.result.destroy();
+      kRun.result.destroy();
+      if (!inCache) {
+        qRun.result.centroids.destroy();
+        kRun.result.centroids.destroy();
+      }
+    },
   };
 }
 
-/** The plan of one SVG2 call on GPU tensors: k-means on the GPU, labels read back, the rest as `planSvg2`. */
+/** Records the clustering, the map and the permutations of a sparse call into one pass and submits it. */
+function recordSparsePlanGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  r: ResolvedSvg2,
+  opts: Svg2Options,
+): { g: GpuClustering; map: Svg2MapGpu; qPerm: GpuTensor<'int32'>; kPerm: GpuTensor<'int32'> } {
+  const { problem } = r;
+  const sets = problem.batch * problem.headsQ;
+  const n = problem.tokensQ;
+  const releases: (() => void)[] = [];
+  let g!: GpuClustering;
+  let map!: Svg2MapGpu;
+  let qPerm!: GpuTensor<'int32'>;
+  let kPerm!: GpuTensor<'int32'>;
+  encodePass(q.runtime, (pass) => {
+    g = recordClusterGpu(q, k, r, opts.cache, opts.seed, pass);
+    map = recordSvg2MapGpu(
+      {
+        qCentroids: g.q.result.centroids,
+        kCentroids: g.k.result.centroids,
+        qSizes: g.q.result.sizes,
+        kSizes: g.k.result.sizes,
+        batch: problem.batch,
+        heads: problem.headsQ,
+        qClusters: r.qClusters,
+        kClusters: r.kClusters,
+        headDim: problem.headDim,
+        prefixTokens: r.prefixTokens,
+        tokens: n,
+        topP: r.topP,
+        minKeyClusterRatio: r.minKeyClusterRatio,
+        smScale: problem.smScale,
+      },
+      pass,
+    );
+    releases.push(map.release);
+    const qp = recordPermutationFromOrder(g.q.result.order, sets, n, r.prefixTokens, pass);
+    const kp = recordPermutationFromOrder(g.k.result.order, sets, n, r.prefixTokens, pass);
+    releases.push(qp.release, kp.release);
+    qPerm = qp.perm;
+    kPerm = kp.perm;
+  });
+  g.submitted();
+  for (const release of releases) release();
+  return { g, map, qPerm, kPerm };
+}
+
+/** The plan of one SVG2 call on GPU tensors: the GPU steps of `svg2AttentionGpu`, read back. */
 export async function planSvg2Gpu(
   q: GpuTensor,
   k: GpuTensor,
@@ -91,25 +160,37 @@ export async function planSvg2Gpu(
   if (r.dense && !r.zeroStepKmeansInit) {
     return { ...base, dense: true, density: new Float64Array(batch * heads).fill(1) };
   }
-  const g = await clusterGpu(q, k, r, opts.cache, opts.seed);
+  const { g, map, qPerm, kPerm } = recordSparsePlanGpu(q, k, r, opts);
+  qPerm.destroy();
+  kPerm.destroy();
   try {
+    const [qs, ks] = [await readKMeansState(g.q.result.state), await readKMeansState(g.k.result.state)];
     const clustering = {
-      ...g.summary,
-      qLabels: Int32Array.from((await download(g.q.labels)).data),
-      kLabels: Int32Array.from((await download(g.k.labels)).data),
+      qClusters: r.qClusters,
+      kClusters: r.kClusters,
+      qLabels: Int32Array.from((await download(g.q.result.labels)).data),
+      kLabels: Int32Array.from((await download(g.k.result.labels)).data),
+      qSizes: Int32Array.from((await download(g.q.result.sizes)).data),
+      kSizes: Int32Array.from((await download(g.k.result.sizes)).data),
+      qCentroids: Float64Array.from((await download(g.q.result.centroids)).data),
+      kCentroids: Float64Array.from((await download(g.k.result.centroids)).data),
+      qIterations: qs.iterations,
+      kIterations: ks.iterations,
+      warmStart: g.warmStart,
     };
     if (r.dense)
       return { ...base, dense: true, clustering, density: new Float64Array(batch * heads).fill(1) };
+    const { map: gpuMap } = await readSvg2MapGpu(map, { batch, heads, tokens });
     return {
       ...base,
       dense: false,
       clustering,
-      ...svg2Layout(r, clustering),
+      ...svg2Layout(r, clustering, gpuMap),
       ...svg2Permutations(r, clustering),
     };
   } finally {
-    g.q.destroy();
-    g.k.destroy();
+    g.destroy();
+    map.destroy();
   }
 }
 
@@ -128,72 +209,75 @@ export async function svg2AttentionGpu(
   const rt = q.runtime;
   const sets = problem.batch * problem.headsQ;
   const n = problem.tokensQ;
-  let layout: VariableBlockLayout;
-  let qPerm: GpuTensor<'int32'>;
-  let kPerm: GpuTensor<'int32'>;
-  const releases: (() => void)[] = [];
   if (opts.plan) {
     const plan = opts.plan;
     if (plan.dense || !plan.layout || !plan.qPermutation || !plan.kPermutation)
       return attentionGpu(q, k, v, shared);
-    layout = plan.layout;
-    qPerm = upload(rt, new Tensor(plan.qPermutation, [sets * n], 'int32'), 'svg2 q permutation');
-    kPerm = upload(rt, new Tensor(plan.kPermutation, [sets * n], 'int32'), 'svg2 k permutation');
-  } else {
-    if (r.dense) {
-      if (r.zeroStepKmeansInit) {
-        const g = await clusterGpu(q, k, r, opts.cache, opts.seed);
-        g.q.destroy();
-        g.k.destroy();
-      }
-      return attentionGpu(q, k, v, shared);
+    const layout = plan.layout;
+    const perms = {
+      q: upload(rt, new Tensor(plan.qPermutation, [sets * n], 'int32'), 'svg2 q permutation'),
+      k: upload(rt, new Tensor(plan.kPermutation, [sets * n], 'int32'), 'svg2 k permutation'),
+    };
+    try {
+      return permutedAttentionGpu(
+        q,
+        k,
+        v,
+        perms,
+        problem.layout,
+        problem.returnLse,
+        (qp, kp, vp) =>
+          blockSparseAttentionGpu(qp, kp, vp, layout, shared) as
+            GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>>,
+      );
+    } finally {
+      perms.q.destroy();
+      perms.k.destroy();
     }
-    const g = await clusterGpu(q, k, r, opts.cache, opts.seed);
-    layout = svg2Layout(r, g.summary).layout;
-    let qp!: ReturnType<typeof recordPermutationFromOrder>;
-    let kp!: ReturnType<typeof recordPermutationFromOrder>;
-    encodePass(rt, (pass) => {
-      qp = recordPermutationFromOrder(g.q.order, sets, n, r.prefixTokens, pass);
-      kp = recordPermutationFromOrder(g.k.order, sets, n, r.prefixTokens, pass);
-    });
-    releases.push(qp.release, kp.release, g.q.destroy, g.k.destroy);
-    qPerm = qp.perm;
-    kPerm = kp.perm;
   }
-  const moved: GpuTensor[] = [];
-  encodePass(rt, (pass) => {
-    for (const [x, perm] of [
-      [q, qPerm],
-      [k, kPerm],
-      [v, kPerm],
-    ] as const) {
-      const g = recordPermuteTokens(x, perm, problem.layout, false, pass);
-      moved.push(g.out);
-      releases.push(g.release);
+  if (r.dense) {
+    if (r.zeroStepKmeansInit) {
+      let g!: GpuClustering;
+      encodePass(rt, (pass) => {
+        g = recordClusterGpu(q, k, r, opts.cache, opts.seed, pass);
+      });
+      g.submitted();
+      g.destroy();
     }
-  });
-  const result = blockSparseAttentionGpu(moved[0], moved[1], moved[2], layout, shared) as
-    GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>>;
-  const [out, lse] = problem.returnLse
-    ? [
-        (result as AttentionWithLse<GpuTensor<'float32'>>).out,
-        (result as AttentionWithLse<GpuTensor<'float32'>>).lse,
-      ]
-    : [result as GpuTensor<'float32'>, undefined];
-  let outBack!: GpuTensor;
-  let lseBack: GpuTensor | undefined;
-  encodePass(rt, (pass) => {
-    const o = recordPermuteTokens(out, qPerm, problem.layout, true, pass);
-    outBack = o.out;
-    releases.push(o.release);
-    if (lse) {
-      const l = recordPermuteTokens(lse, qPerm, 'lse', true, pass);
-      lseBack = l.out;
-      releases.push(l.release);
-    }
-  });
-  for (const t of [...moved, out, qPerm, kPerm, ...(lse ? [lse] : [])]) t.destroy();
-  for (const release of releases) release();
-  const outF = outBack as GpuTensor<'float32'>;
-  return lseBack ? { out: outF, lse: lseBack as GpuTensor<'float32'> } : outF;
+    return attentionGpu(q, k, v, shared);
+  }
+  const { g, map, qPerm, kPerm } = recordSparsePlanGpu(q, k, r, opts);
+  try {
+    return permutedAttentionGpu(
+      q,
+      k,
+      v,
+      { q: qPerm, k: kPerm },
+      problem.layout,
+      problem.returnLse,
+      (qp, kp, vp) => {
+        // the density is not read back in the hot path (planSvg2Gpu reports it)
+        const plan = planWithLayoutWords(qp, kp, vp, shared, {
+          words: map.words,
+          params: map.params,
+          variable: true,
+          blockQ: undefined,
+          numQBlocks: map.numQBlocks,
+          density: Number.NaN,
+        });
+        encodePass(rt, (pass) => plan.record(pass));
+        plan.destroyTemporaries();
+        if (!problem.returnLse) {
+          plan.lse.destroy();
+          return plan.out;
+        }
+        return { out: plan.out, lse: plan.lse } as AttentionWithLse<GpuTensor<'float32'>>;
+      },
+    );
+  } finally {
+    g.destroy();
+    map.destroy();
+    qPerm.destroy();
+    kPerm.destroy();
+  }
 }

@@ -14,6 +14,7 @@ import { ShapeError, UnsupportedOptionError } from '../../core/errors.js';
 import { convertLayout } from '../../core/layout.js';
 import { Rng, type Seed } from '../../core/rng.js';
 import { Tensor } from '../../core/tensor.js';
+import { isGpuTensor } from '../../gpu/gpu-tensor.js';
 import type { KeepPredicate } from '../metrics.js';
 import {
   type AttentionOptions,
@@ -232,20 +233,26 @@ function cluster(
   const shape = { sets, n: problem.tokensQ - r.prefixTokens, d: problem.headDim };
   const entryShape = { sets, d: shape.d, qClusters: r.qClusters, kClusters: r.kClusters };
   const cached = r.warmStart ? cache?.get(r.cacheKey, entryShape) : undefined;
+  if (cached && (isGpuTensor(cached.q) || isGpuTensor(cached.k))) {
+    throw new UnsupportedOptionError(
+      `the centroid cache entry of layer ${String(r.cacheKey)} holds GPU centroids (written by a GPU call); ` +
+        'a host call cannot start from them. Use one CentroidCache per backend.',
+    );
+  }
   const maxIters = cached ? r.iterStep : r.iterInit;
   const root = Rng.fromSeed(seed);
   const qk = kmeans(videoPoints(q, r), shape, {
     clusters: r.qClusters,
     maxIters,
     tol: r.tol,
-    init: cached?.q,
+    init: cached?.q as Float64Array | undefined,
     seed: root.split(0),
   });
   const kk = kmeans(videoPoints(k, r), shape, {
     clusters: r.kClusters,
     maxIters,
     tol: r.tol,
-    init: cached?.k,
+    init: cached?.k as Float64Array | undefined,
     seed: root.split(1),
   });
   cache?.set(r.cacheKey, { ...entryShape, q: qk.centroids, k: kk.centroids });
@@ -271,24 +278,28 @@ export type Svg2ClusterSummary = Pick<
 >;
 
 /**
- * Everything after k-means that needs no labels, shared with the GPU path: the map, the segments with
- * the prefix, the variable layout and the density per head.
+ * Everything after k-means that needs no labels, shared with the GPU path: the map (computed here from
+ * the centroids unless given, e.g. read back from svg2-map-gpu.ts), the segments with the prefix, the
+ * variable layout and the density per head.
  */
 export function svg2Layout(
   r: ResolvedSvg2,
   c: Svg2ClusterSummary,
+  given?: Uint8Array,
 ): Required<Pick<Svg2Plan, 'map' | 'layout' | 'density'>> {
   const { problem, prefixTokens: p } = r;
   const { batch, headsQ: heads, headDim: d } = problem;
   const sets = batch * heads;
   const { qClusters: cq, kClusters: ck } = c;
-  const map = svg2ClusterMap(
-    c.qCentroids,
-    c.kCentroids,
-    c.kSizes,
-    { sets, qClusters: cq, kClusters: ck, d },
-    { topP: r.topP, minKeyClusterRatio: r.minKeyClusterRatio, smScale: problem.smScale },
-  );
+  const map =
+    given ??
+    svg2ClusterMap(
+      c.qCentroids,
+      c.kCentroids,
+      c.kSizes,
+      { sets, qClusters: cq, kClusters: ck, d },
+      { topP: r.topP, minKeyClusterRatio: r.minKeyClusterRatio, smScale: problem.smScale },
+    );
   const extra = p > 0 ? 1 : 0;
   const cqe = cq + extra;
   const cke = ck + extra;

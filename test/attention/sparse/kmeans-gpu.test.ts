@@ -128,3 +128,50 @@ test(
     g.destroy();
   },
 );
+
+test(
+  'GPU k-means: starting centroids on the GPU (initGpu) give what the same host init gives; state counts the iterations',
+  { skip },
+  async () => {
+    const x = upload(rt, blobPoints(2, 300, 6, 5, 7));
+    const first = await kmeansGpu(x, { clusters: 5, seed: 2, maxIters: 1 });
+    const initGpu = upload(rt, new Tensor(Float32Array.from(first.centroids), [2, 5, 6], 'float32'));
+    const host = await kmeansGpu(x, { clusters: 5, init: first.centroids, maxIters: 3 });
+    const dev = await kmeansGpu(x, { clusters: 5, initGpu, maxIters: 3 });
+    assert.deepEqual(
+      Array.from((await download(dev.labels)).data),
+      Array.from((await download(host.labels)).data),
+    );
+    assert.deepEqual(Array.from(dev.centroids), Array.from(host.centroids));
+    assert.equal(dev.iterations, host.iterations);
+    assert.ok(dev.iterations >= 1 && dev.iterations <= 3);
+    await assert.rejects(
+      kmeansGpu(x, { clusters: 4, initGpu }),
+      /initGpu must be a float32 GPU tensor of sets·clusters·d = 48 values/,
+    );
+    for (const r of [first, host, dev]) r.destroy();
+    initGpu.destroy();
+    x.destroy();
+  },
+);
+
+test(
+  "GPU k-means: the 'tiled' and 'per-point' assignment kernels give the same labels and centroids (D = 64, 70 clusters)",
+  { skip },
+  async () => {
+    // 70 centroids: two 64-wide tiles, the second partial; 300 points: five 64-point tiles
+    const w = videoWorkload({ frames: 3, height: 10, width: 10, seed: 9 });
+    const x = upload(rt, w.k);
+    const runs = [];
+    for (const assignKernel of ['tiled', 'per-point'] as const)
+      runs.push(await kmeansGpu(x, { clusters: 70, seed: 5, maxIters: 4, assignKernel }));
+    const [a, b] = runs;
+    assert.deepEqual(
+      Array.from((await download(a.labels)).data),
+      Array.from((await download(b.labels)).data),
+    );
+    assert.deepEqual(Array.from(a.centroids), Array.from(b.centroids));
+    for (const r of runs) r.destroy();
+    x.destroy();
+  },
+);

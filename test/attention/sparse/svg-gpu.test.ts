@@ -10,7 +10,12 @@ import { recordPermuteTokens } from '../../../src/attention/sparse/permute-gpu.j
 import { planSvgGpu, svgAttentionGpu } from '../../../src/attention/sparse/svg-gpu.js';
 import { svgAttention } from '../../../src/attention/sparse/svg.js';
 import { UnsupportedOptionError } from '../../../src/core/errors.js';
-import { planSvg, svgMask } from '../../../src/attention/sparse/svg-plan.js';
+import { planSvg, resolveSvgPlanShape, svgMask } from '../../../src/attention/sparse/svg-plan.js';
+import { fixedTileMask } from '../../../src/attention/sparse/svg-layout.js';
+import {
+  recordSvgProfileGpu,
+  svgProfileKeysPerChunk,
+} from '../../../src/attention/sparse/svg-profile-gpu.js';
 import { videoWorkload } from '../../../src/attention/sparse/video-workload.js';
 import type { AttentionWithLse } from '../../../src/attention/options.js';
 import type { GpuTensor } from '../../../src/gpu/gpu-tensor.js';
@@ -141,3 +146,55 @@ test('svgAttentionGpu in NHD and in the dense warm-up', { skip }, async () => {
   );
   assert.ok(maxAbsDiff(dense.data, attentionReference(w.q, w.k, w.v).data) < 2e-5);
 });
+
+test(
+  "GPU profiling kernels 'split' (keys over chunks, merged) and 'per-row' give the CPU's MSEs and kinds (13 rows, float16, NHD)",
+  { skip },
+  async () => {
+    const w = videoWorkload({
+      ...clip,
+      prefixTokens: 3,
+      seed: 6,
+      heads: ['temporal', 'spatial', 'semantic'],
+    });
+    const opts = { ...clip, prefixTokens: 3, sampledRows: 13, layout: 'NHD' as const };
+    const f16 = (t: Tensor) => tensor(t.data as Float32Array, t.shape, 'float16');
+    const [qh, kh, vh] = [w.q, w.k, w.v].map(f16);
+    const cpu = planSvg(qh, kh, vh, { ...opts, layout: 'HND' });
+    const [q, k, v] = [qh, kh, vh].map((t) => upload(rt, convertLayout(t, 'HND', 'NHD')));
+    const shape = resolveSvgPlanShape(q, k, v, opts);
+    const prof = shape.profiling!;
+    // 259 keys: 9 chunks of 32, the last one partial
+    assert.equal(svgProfileKeysPerChunk(shape.problem.tokensQ), 32);
+    for (const kernel of ['split', 'per-row'] as const) {
+      let made!: ReturnType<typeof recordSvgProfileGpu>;
+      pass((p) => {
+        made = recordSvgProfileGpu(
+          q,
+          k,
+          v,
+          shape.problem,
+          shape.geometry,
+          fixedTileMask(shape.base.layout),
+          prof.blockQ,
+          prof.blockK,
+          prof.rows,
+          p,
+          { kernel },
+        );
+      });
+      const kinds = Array.from((await download(made.kinds)).data, (x) => (x === 1 ? 'temporal' : 'spatial'));
+      const mse = (await download(made.mse)).data;
+      assert.deepEqual(kinds, cpu.headKinds, kernel);
+      for (const [s, c] of cpu.profile!.mse.entries()) {
+        assert.ok(Math.abs(mse[2 * s] - c.spatial) <= 1e-3 * c.spatial + 1e-9, `${kernel} head ${s} spatial`);
+        assert.ok(
+          Math.abs(mse[2 * s + 1] - c.temporal) <= 1e-3 * c.temporal + 1e-9,
+          `${kernel} head ${s} temporal`,
+        );
+      }
+      made.release();
+      for (const t of [made.kinds, made.mse, made.perm]) t.destroy();
+    }
+  },
+);

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { convertLayout } from '../../../src/core/layout.js';
 import type { Tensor } from '../../../src/core/tensor.js';
-import { type GpuTensor, download, upload } from '../../../src/gpu/gpu-tensor.js';
+import { UnsupportedOptionError } from '../../../src/core/errors.js';
+import { type GpuTensor, download, isGpuTensor, upload } from '../../../src/gpu/gpu-tensor.js';
 import type { GpuRuntime } from '../../../src/gpu/runtime.js';
 import { attentionReference } from '../../../src/attention/reference.js';
 import { CentroidCache } from '../../../src/attention/sparse/centroid-cache.js';
@@ -79,3 +80,35 @@ test('SVG2 on the GPU: NHD, the centroid cache warm start, dense warm-up', { ski
     maxAbsDiff(dense.data, convertLayout(attentionReference(w1.q, w1.k, w1.v), 'HND', 'NHD').data) < 2e-5,
   );
 });
+
+test(
+  'SVG2 on the GPU with a cache: GPU centroids stored and warm-started from, hot path = plan path, host calls refuse them',
+  { skip },
+  async () => {
+    const opts = { qClusters: 6, kClusters: 20, topP: 0.8 };
+    const w0 = videoWorkload({ ...clip, seed: 8 });
+    const w1 = videoWorkload({ ...clip, seed: 8, step: 1 });
+    const [q0, k0, v0] = [w0.q, w0.k, w0.v].map((t) => upload(rt, t));
+    const [q1, k1, v1] = [w1.q, w1.k, w1.v].map((t) => upload(rt, t));
+    const hot = new CentroidCache();
+    const planned = new CentroidCache();
+    ((await svg2AttentionGpu(q0, k0, v0, { ...opts, cache: hot })) as GpuTensor).destroy();
+    const entry = hot.get(0, { sets: 3, d: w0.q.shape[3], qClusters: 6, kClusters: 20 })!;
+    assert.ok(isGpuTensor(entry.q) && isGpuTensor(entry.k));
+    await planSvg2Gpu(q0, k0, v0, { ...opts, cache: planned });
+    const plan1 = await planSvg2Gpu(q1, k1, v1, { ...opts, cache: planned });
+    assert.equal(plan1.clustering!.warmStart, true);
+    const out = await download((await svg2AttentionGpu(q1, k1, v1, { ...opts, cache: hot })) as GpuTensor);
+    // replacing the entry freed the previous step's centroids
+    assert.ok((entry.q as GpuTensor).isDestroyed && (entry.k as GpuTensor).isDestroyed);
+    const viaPlan = await download(
+      (await svg2AttentionGpu(q1, k1, v1, { ...opts, plan: plan1 })) as GpuTensor,
+    );
+    assert.deepEqual(out.data, viaPlan.data);
+    const ref = attentionReference(w1.q, w1.k, w1.v, { mask: svg2Mask(plan1) });
+    assert.ok(maxAbsDiff(out.data, ref.data) < 2e-5);
+    assert.throws(() => svg2Attention(w1.q, w1.k, w1.v, { ...opts, cache: hot }), UnsupportedOptionError);
+    hot.clear();
+    planned.clear();
+  },
+);
