@@ -1,10 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   randn,
   readSafetensors,
@@ -13,24 +11,10 @@ import {
   writeSafetensorsFile,
 } from '../../src/index.js';
 import type { SpargeParams } from '../../src/index.js';
+import { runSparq } from './run-sparq.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ENTRY = fileURLToPath(new URL('../../src/cli/bin-dev.ts', import.meta.url));
-
-function sparq(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, 'attention', ...args], {
-      cwd: ROOT,
-      timeout: 30_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** `sparq attention ...args` from source in a child process. */
+const sparq = (args: string[]) => runSparq('attention', args);
 
 let dir: string;
 let file: string;

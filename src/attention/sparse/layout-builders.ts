@@ -91,6 +91,27 @@ export function layoutFromTokenPredicate(tiling: FixedTiling, keep: TokenPredica
   });
 }
 
+/**
+ * The boolean token mask [B, H, n, n] of a keep predicate (1 where it keeps (i, j)), for the float64
+ * oracle (`attentionReference(q, k, v, { mask })`) — the form SVG's and SVG2's plans are checked in.
+ */
+export function maskFromPredicate(
+  batch: number,
+  heads: number,
+  n: number,
+  keep: TokenPredicate,
+): Tensor<'bool'> {
+  const mask = new Uint8Array(batch * heads * n * n);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const base = (b * heads + h) * n * n;
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) mask[base + i * n + j] = keep(b, h, i, j) ? 1 : 0;
+    }
+  }
+  return new Tensor(mask, [batch, heads, n, n], 'bool');
+}
+
 export interface BandOptions extends FixedTiling {
   /** Keep entries with |i − j| ≤ window (a band of half-width `window` around the diagonal). */
   window: number;

@@ -6,10 +6,14 @@
  * lands at position r of head (b, h). `gatherTokens` applies it to Q, K or V ([B, H, N, D], HND) and
  * `scatterTokens` applies its inverse to the output, O[perm[r]] = O′[r]; because πᵀπ = I the pair
  * leaves attention exactly equal to masked attention in the original order (SVG2 paper §4.1).
+ * `permutedAttentionCpu` is that gather → kernel → scatter composition, shared by both methods.
  */
-import { ShapeError } from '../../core/errors.js';
+import { ShapeError, UnsupportedOptionError } from '../../core/errors.js';
 import { type TypedArray, storageOf } from '../../core/dtype.js';
+import { type Layout, convertLayout } from '../../core/layout.js';
 import { Tensor, formatShape } from '../../core/tensor.js';
+import { isGpuTensor } from '../../gpu/gpu-tensor.js';
+import type { AttentionResult, AttentionWithLse } from '../options.js';
 
 /** A stable counting sort of integer labels: the permutation that groups them, and the group sizes. */
 export interface LabelSort {
@@ -93,4 +97,46 @@ export function scatterTokens<T extends Tensor>(x: T, perm: Int32Array): T {
     }
   }
   return new Tensor(dst, x.shape, x.dtype) as T;
+}
+
+/**
+ * The composition SVG and SVG2 share on the CPU (§2.2 step 3, §3.2 steps 4–6): gather q by `perms.q`
+ * and k, v by `perms.k` (all converted to HND), run `kernel` on the permuted tensors, and scatter O —
+ * and the LSE, when `returnLse` — back by `perms.q`, in the caller's `layout`.
+ */
+export function permutedAttentionCpu(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  perms: { q: Int32Array; k: Int32Array },
+  layout: Layout,
+  returnLse: boolean,
+  kernel: (q: Tensor, k: Tensor, v: Tensor) => AttentionResult<Tensor<'float32'>>,
+): AttentionResult<Tensor<'float32'>> {
+  const hnd = <T extends Tensor>(t: T): T => convertLayout(t, layout, 'HND');
+  const result = kernel(
+    gatherTokens(hnd(q), perms.q),
+    gatherTokens(hnd(k), perms.k),
+    gatherTokens(hnd(v), perms.k),
+  );
+  const toOriginal = (o: Tensor<'float32'>) => convertLayout(scatterTokens(o, perms.q), 'HND', layout);
+  if (!returnLse) return toOriginal(result as Tensor<'float32'>);
+  const { out, lse } = result as AttentionWithLse<Tensor<'float32'>>;
+  const [b, h, n] = lse.shape;
+  return { out: toOriginal(out), lse: scatterTokens(lse.reshape([b, h, n, 1]), perms.q).reshape([b, h, n]) };
+}
+
+/**
+ * Where a call of q, k and v runs: 'gpu' when all three are GPU tensors, 'cpu' when all are host
+ * tensors; a mix is an UnsupportedOptionError saying how to move them.
+ */
+export function tensorsBackend(q: unknown, k: unknown, v: unknown): 'gpu' | 'cpu' {
+  const onGpu = [q, k, v].map(isGpuTensor);
+  if (onGpu.every(Boolean)) return 'gpu';
+  if (onGpu.some(Boolean)) {
+    throw new UnsupportedOptionError(
+      'q, k and v must all be host tensors or all GPU tensors; use upload() or download() to move them',
+    );
+  }
+  return 'cpu';
 }

@@ -12,7 +12,7 @@ import { attentionGpu } from '../dense-gpu.js';
 import type { AttentionResult, AttentionWithLse } from '../options.js';
 import type { FixedBlockLayout } from './block-layout.js';
 import { blockSparseAttentionGpu } from './block-sparse-gpu.js';
-import { recordPermuteTokens } from './permute-gpu.js';
+import { permutedAttentionGpu } from './permute-gpu.js';
 import { type SvgHeadKind, fixedTileMask, svgPermutation } from './svg-layout.js';
 import { type SvgOptions, type SvgPlan, resolveSvgPlanShape, resolveSvgProblem } from './svg-plan.js';
 import { recordSvgProfileGpu } from './svg-profile-gpu.js';
@@ -138,36 +138,20 @@ export function svgAttentionGpu(
       perm = made.perm;
     }
   }
-  const moved: GpuTensor[] = [];
-  encodePass(rt, (pass) => {
-    for (const x of [q, k, v]) {
-      const g = recordPermuteTokens(x, perm, problem.layout, false, pass);
-      moved.push(g.out);
-      releases.push(g.release);
-    }
-  });
-  const result = blockSparseAttentionGpu(moved[0], moved[1], moved[2], layout, shared) as
-    GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>>;
-  const [out, lse] = problem.returnLse
-    ? [
-        (result as AttentionWithLse<GpuTensor<'float32'>>).out,
-        (result as AttentionWithLse<GpuTensor<'float32'>>).lse,
-      ]
-    : [result as GpuTensor<'float32'>, undefined];
-  let outBack!: GpuTensor;
-  let lseBack: GpuTensor | undefined;
-  encodePass(rt, (pass) => {
-    const o = recordPermuteTokens(out, perm, problem.layout, true, pass);
-    outBack = o.out;
-    releases.push(o.release);
-    if (lse) {
-      const l = recordPermuteTokens(lse, perm, 'lse', true, pass);
-      lseBack = l.out;
-      releases.push(l.release);
-    }
-  });
-  for (const t of [...moved, out, perm, ...(lse ? [lse] : [])]) t.destroy();
-  for (const r of releases) r();
-  const outF = outBack as GpuTensor<'float32'>;
-  return lseBack ? { out: outF, lse: lseBack as GpuTensor<'float32'> } : outF;
+  try {
+    return permutedAttentionGpu(
+      q,
+      k,
+      v,
+      { q: perm, k: perm },
+      problem.layout,
+      problem.returnLse,
+      (qp, kp, vp) =>
+        blockSparseAttentionGpu(qp, kp, vp, layout, shared) as
+          GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>>,
+    );
+  } finally {
+    perm.destroy();
+    for (const r of releases) r();
+  }
 }

@@ -29,6 +29,8 @@ import {
 } from './svg-layout.js';
 import { type SvgProfile, svgProfile, svgSampleRows } from './svg-profile.js';
 import { layoutDensity } from './block-layout.js';
+import { intOption } from './option-values.js';
+import { maskFromPredicate } from './layout-builders.js';
 
 export interface SvgOptions extends AttentionOptions, DenseWarmupOptions {
   /** Latent frames F. */
@@ -102,14 +104,6 @@ export const SVG_OPTION_KEYS = [
   'plan',
   ...DENSE_WARMUP_KEYS,
 ];
-
-function intOption(value: unknown, name: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || (value as number) < min) {
-    throw new UnsupportedOptionError(`${name} must be an integer ≥ ${min}; got ${String(value)}`);
-  }
-  return value as number;
-}
 
 /** Shape and option checks shared by the CPU and GPU paths. */
 export function resolveSvgProblem(
@@ -276,15 +270,5 @@ export function svgKeepPredicate(plan: SvgPlan): KeepPredicate {
 
 /** The plan's keep mask as a bool tensor [B, H, N, N] in the original order (for the float64 oracle). */
 export function svgMask(plan: SvgPlan): Tensor<'bool'> {
-  const n = plan.layout.nq;
-  const keep = svgKeepPredicate(plan);
-  const mask = new Uint8Array(plan.batch * plan.heads * n * n);
-  for (let b = 0; b < plan.batch; b++) {
-    for (let h = 0; h < plan.heads; h++) {
-      const base = (b * plan.heads + h) * n * n;
-      for (let i = 0; i < n; i++)
-        for (let j = 0; j < n; j++) mask[base + i * n + j] = keep(b, h, i, j) ? 1 : 0;
-    }
-  }
-  return new Tensor(mask, [plan.batch, plan.heads, n, n], 'bool');
+  return maskFromPredicate(plan.batch, plan.heads, plan.layout.nq, svgKeepPredicate(plan));
 }

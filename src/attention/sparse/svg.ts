@@ -11,14 +11,13 @@
  * run the dense kernel. GPU tensors take the same steps on WebGPU (svg-gpu.ts) and return GPU tensors. NaN handling follows `nanPolicy` (see svg-profile.ts for what a NaN does to
  * profiling).
  */
-import { ShapeError, UnsupportedOptionError } from '../../core/errors.js';
-import { convertLayout } from '../../core/layout.js';
-import { Tensor } from '../../core/tensor.js';
-import { type GpuTensor, isGpuTensor } from '../../gpu/gpu-tensor.js';
+import { ShapeError } from '../../core/errors.js';
+import type { Tensor } from '../../core/tensor.js';
+import type { GpuTensor } from '../../gpu/gpu-tensor.js';
 import { attentionCpu } from '../dense-cpu.js';
 import { type AttentionResult, type AttentionWithLse, assertFiniteInputs } from '../options.js';
 import { blockSparseAttention } from './block-sparse.js';
-import { gatherTokens, scatterTokens } from './permute.js';
+import { permutedAttentionCpu, tensorsBackend } from './permute.js';
 import { svgAttentionGpu } from './svg-gpu.js';
 import { type SvgOptions, type SvgPlan, planSvg, resolveSvgProblem } from './svg-plan.js';
 
@@ -68,13 +67,8 @@ export function svgAttention(
   v: Tensor | GpuTensor,
   opts: SvgOptions,
 ): AttentionResult<Tensor<'float32'>> | AttentionResult<GpuTensor<'float32'>> {
-  const onGpu = [q, k, v].map(isGpuTensor);
-  if (onGpu.every(Boolean)) return svgAttentionGpu(q as GpuTensor, k as GpuTensor, v as GpuTensor, opts);
-  if (onGpu.some(Boolean)) {
-    throw new UnsupportedOptionError(
-      'q, k and v must all be host tensors or all GPU tensors; use upload() or download() to move them',
-    );
-  }
+  if (tensorsBackend(q, k, v) === 'gpu')
+    return svgAttentionGpu(q as GpuTensor, k as GpuTensor, v as GpuTensor, opts);
   return svgAttentionCpu(q as Tensor, k as Tensor, v as Tensor, opts);
 }
 
@@ -95,18 +89,15 @@ function svgAttentionCpu(
   }
   const shared = { smScale: problem.smScale, returnLse: problem.returnLse, nanPolicy: problem.nanPolicy };
   if (plan.dense) return attentionCpu(q, k, v, { ...shared, layout: problem.layout });
-  const hnd = <T extends Tensor>(t: T): T => convertLayout(t, problem.layout, 'HND');
   const perm = plan.permutation;
-  const result = blockSparseAttention(
-    gatherTokens(hnd(q), perm),
-    gatherTokens(hnd(k), perm),
-    gatherTokens(hnd(v), perm),
-    plan.layout,
-    shared,
+  return permutedAttentionCpu(
+    q,
+    k,
+    v,
+    { q: perm, k: perm },
+    problem.layout,
+    problem.returnLse,
+    (qp, kp, vp) =>
+      blockSparseAttention(qp, kp, vp, plan.layout, shared) as AttentionResult<Tensor<'float32'>>,
   );
-  const toOriginal = (o: Tensor<'float32'>) => convertLayout(scatterTokens(o, perm), 'HND', problem.layout);
-  if (!problem.returnLse) return toOriginal(result as Tensor<'float32'>);
-  const { out, lse } = result as AttentionWithLse<Tensor<'float32'>>;
-  const [b, h, n] = lse.shape;
-  return { out: toOriginal(out), lse: scatterTokens(lse.reshape([b, h, n, 1]), perm).reshape([b, h, n]) };
 }

@@ -26,9 +26,10 @@ import type { VariableBlockLayout } from './block-layout.js';
 import { type CentroidCache, type LayerKey } from './centroid-cache.js';
 import { DENSE_WARMUP_KEYS, type DenseWarmupOptions, isDenseWarmup } from './dense-warmup.js';
 import { kmeans } from './kmeans.js';
-import { layoutFromSegments } from './layout-builders.js';
+import { layoutFromSegments, maskFromPredicate } from './layout-builders.js';
 import { sortByLabel } from './permute.js';
 import { checkTopP, clusterMapDensity, svg2ClusterMap } from './svg2-map.js';
+import { boolOption, intOption } from './option-values.js';
 
 export interface Svg2Options extends AttentionOptions, DenseWarmupOptions {
   /** Query clusters C_q per head (default 50, the reference CLI; its scripts use 200–400, the paper 100). */
@@ -117,21 +118,6 @@ export const SVG2_OPTION_KEYS = [
   'plan',
   ...DENSE_WARMUP_KEYS,
 ];
-
-function intOption(value: unknown, name: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || (value as number) < min) {
-    throw new UnsupportedOptionError(`${name} must be an integer ≥ ${min}; got ${String(value)}`);
-  }
-  return value as number;
-}
-
-function boolOption(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean')
-    throw new UnsupportedOptionError(`${name} must be true or false; got ${JSON.stringify(value)}`);
-  return value;
-}
 
 export interface ResolvedSvg2 {
   problem: AttentionProblem;
@@ -395,15 +381,5 @@ export function svg2KeepPredicate(plan: Svg2Plan): KeepPredicate {
 
 /** The plan's keep mask as a bool tensor [B, H, N, N] in the original order (for the float64 oracle). */
 export function svg2Mask(plan: Svg2Plan): Tensor<'bool'> {
-  const n = plan.tokens;
-  const keep = svg2KeepPredicate(plan);
-  const mask = new Uint8Array(plan.batch * plan.heads * n * n);
-  for (let b = 0; b < plan.batch; b++) {
-    for (let h = 0; h < plan.heads; h++) {
-      const base = (b * plan.heads + h) * n * n;
-      for (let i = 0; i < n; i++)
-        for (let j = 0; j < n; j++) mask[base + i * n + j] = keep(b, h, i, j) ? 1 : 0;
-    }
-  }
-  return new Tensor(mask, [plan.batch, plan.heads, n, n], 'bool');
+  return maskFromPredicate(plan.batch, plan.heads, plan.tokens, svg2KeepPredicate(plan));
 }

@@ -13,14 +13,13 @@
  * kernel. GPU tensors take the same steps on WebGPU (svg2-gpu.ts). NaN: k-means cannot cluster non-finite points, so non-finite values in q or k are a
  * NonFiniteInputError whatever `nanPolicy` says; non-finite V follows `nanPolicy`.
  */
-import { ShapeError, UnsupportedOptionError } from '../../core/errors.js';
-import { convertLayout } from '../../core/layout.js';
+import { ShapeError } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
-import { type GpuTensor, isGpuTensor } from '../../gpu/gpu-tensor.js';
+import type { GpuTensor } from '../../gpu/gpu-tensor.js';
 import { attentionCpu } from '../dense-cpu.js';
 import { type AttentionResult, type AttentionWithLse, assertFiniteInputs } from '../options.js';
 import { blockSparseAttention } from './block-sparse.js';
-import { gatherTokens, scatterTokens } from './permute.js';
+import { permutedAttentionCpu, tensorsBackend } from './permute.js';
 import { svg2AttentionGpu } from './svg2-gpu.js';
 import { type Svg2Options, type Svg2Plan, planSvg2, resolveSvg2 } from './svg2-plan.js';
 
@@ -71,13 +70,8 @@ export function svg2Attention(
   v: Tensor | GpuTensor,
   opts: Svg2Options = {},
 ): AttentionResult<Tensor<'float32'>> | Promise<AttentionResult<GpuTensor<'float32'>>> {
-  const onGpu = [q, k, v].map(isGpuTensor);
-  if (onGpu.every(Boolean)) return svg2AttentionGpu(q as GpuTensor, k as GpuTensor, v as GpuTensor, opts);
-  if (onGpu.some(Boolean)) {
-    throw new UnsupportedOptionError(
-      'q, k and v must all be host tensors or all GPU tensors; use upload() or download() to move them',
-    );
-  }
+  if (tensorsBackend(q, k, v) === 'gpu')
+    return svg2AttentionGpu(q as GpuTensor, k as GpuTensor, v as GpuTensor, opts);
   return svg2AttentionCpu(q as Tensor, k as Tensor, v as Tensor, opts);
 }
 
@@ -100,19 +94,14 @@ function svg2AttentionCpu(
   if (plan.dense || !plan.layout || !plan.qPermutation || !plan.kPermutation) {
     return attentionCpu(q, k, v, { ...shared, layout: problem.layout });
   }
-  const hnd = <T extends Tensor>(t: T): T => convertLayout(t, problem.layout, 'HND');
-  const qp = plan.qPermutation;
-  const kp = plan.kPermutation;
-  const result = blockSparseAttention(
-    gatherTokens(hnd(q), qp),
-    gatherTokens(hnd(k), kp),
-    gatherTokens(hnd(v), kp),
-    plan.layout,
-    shared,
+  const layout = plan.layout;
+  return permutedAttentionCpu(
+    q,
+    k,
+    v,
+    { q: plan.qPermutation, k: plan.kPermutation },
+    problem.layout,
+    problem.returnLse,
+    (qp, kp, vp) => blockSparseAttention(qp, kp, vp, layout, shared) as AttentionResult<Tensor<'float32'>>,
   );
-  const toOriginal = (o: Tensor<'float32'>) => convertLayout(scatterTokens(o, qp), 'HND', problem.layout);
-  if (!problem.returnLse) return toOriginal(result as Tensor<'float32'>);
-  const { out, lse } = result as AttentionWithLse<Tensor<'float32'>>;
-  const [b, h, n] = lse.shape;
-  return { out: toOriginal(out), lse: scatterTokens(lse.reshape([b, h, n, 1]), qp).reshape([b, h, n]) };
 }
