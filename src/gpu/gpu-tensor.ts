@@ -38,10 +38,19 @@ export class GpuTensor<D extends DType = DType> {
   readonly buffer: GPUBuffer;
   readonly runtime: GpuRuntime;
   private destroyed = false;
+  /** Whether destroy() hands the buffer back to the runtime's pool (buffers from emptyGpu). */
+  private readonly pooled: boolean;
 
-  constructor(runtime: GpuRuntime, buffer: GPUBuffer, shape: Shape, dtype: D) {
+  constructor(
+    runtime: GpuRuntime,
+    buffer: GPUBuffer,
+    shape: Shape,
+    dtype: D,
+    opts: { pooled?: boolean } = {},
+  ) {
     this.runtime = runtime;
     this.buffer = buffer;
+    this.pooled = opts.pooled ?? false;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
     const need = shapeSize(shape) * bytesPerElement(dtype);
@@ -61,10 +70,17 @@ export class GpuTensor<D extends DType = DType> {
     return this.size * bytesPerElement(this.dtype);
   }
 
-  /** Frees the GPU memory now rather than when the buffer is collected. */
+  /**
+   * Frees the GPU memory now rather than when the buffer is collected — or, for a tensor from
+   * emptyGpu/upload of at least 1 MiB, hands its buffer to the runtime's pool for the next tensor of
+   * the same byte size (buffer-pool.ts; `runtime.trimBufferPool()` frees what the pool holds). Call
+   * it only after the work that reads the tensor was submitted, and never keep using `buffer`.
+   */
   destroy(): void {
-    if (!this.destroyed) this.buffer.destroy();
+    if (this.destroyed) return;
     this.destroyed = true;
+    if (this.pooled) this.runtime.recycleTensorBuffer(this.buffer);
+    else this.buffer.destroy();
   }
 
   get isDestroyed(): boolean {
@@ -73,7 +89,8 @@ export class GpuTensor<D extends DType = DType> {
 }
 
 /**
- * Allocates an uninitialised GPU tensor. `minBytes` asks for a larger buffer than the data needs (for
+ * Allocates a GPU tensor (zero-filled, as WebGPU buffers are; the buffer may be a pooled one).
+ * `minBytes` asks for a larger buffer than the data needs (for
  * kernels whose subgroup-matrix loads may reach past the last row; see dense-gpu.ts).
  */
 export function emptyGpu<D extends DType>(
@@ -84,7 +101,9 @@ export function emptyGpu<D extends DType>(
   minBytes = 0,
 ): GpuTensor<D> {
   const bytes = Math.max(shapeSize(shape) * bytesPerElement(dtype), minBytes);
-  return new GpuTensor(runtime, runtime.createBuffer(bytes, STORAGE_USAGE, label), shape, dtype);
+  return new GpuTensor(runtime, runtime.tensorBuffer(bytes, STORAGE_USAGE, label), shape, dtype, {
+    pooled: true,
+  });
 }
 
 /** Copies a host tensor to the GPU. */

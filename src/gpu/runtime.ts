@@ -4,6 +4,7 @@
  * a pipeline cache keyed by generated WGSL, error capture and a clean release so Node can exit.
  */
 import { DeviceLostError, GpuError, GpuOutOfMemoryError, NoAdapterError } from '../core/errors.js';
+import { BufferPool, DEFAULT_POOL_BYTES, type BufferPoolStats } from './buffer-pool.js';
 import { type GpuCapabilities, SUBGROUP_MATRIX_FEATURE, readCapabilities } from './capabilities.js';
 
 /** Dawn toggles sparq always enables in Node: experimental features (subgroup matrices) and f16 on NVIDIA. */
@@ -26,6 +27,11 @@ export interface AcquireOptions {
   /** Other dawn.node flags, e.g. 'adapter=NVIDIA' or 'backend=vulkan'. */
   dawnFlags?: readonly string[];
   powerPreference?: GPUPowerPreference;
+  /**
+   * Bytes of released tensor buffers (≥ 1 MiB each) the runtime keeps for reuse (default 2 GiB;
+   * 0 turns reuse off). See buffer-pool.ts.
+   */
+  bufferPoolBytes?: number;
 }
 
 /**
@@ -82,6 +88,7 @@ export class GpuRuntime {
   private readonly ownsDevice: boolean;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly pendingErrors: Error[] = [];
+  private readonly pool: BufferPool;
   private lostReason: string | undefined;
   private released = false;
 
@@ -91,7 +98,9 @@ export class GpuRuntime {
     caps: GpuCapabilities;
     ownsDevice: boolean;
     exactTimestamps: boolean;
+    bufferPoolBytes?: number;
   }) {
+    this.pool = new BufferPool(args.bufferPoolBytes ?? DEFAULT_POOL_BYTES);
     this.gpu = args.gpu;
     this.device = args.device;
     this.caps = args.caps;
@@ -137,6 +146,38 @@ export class GpuRuntime {
     return this.device.createBuffer({ size: Math.max(4, Math.ceil(size / 4) * 4), usage, label });
   }
 
+  /**
+   * A buffer for a tensor: a released one of the same size and usage from the pool, cleared to zero
+   * (as WebGPU clears a new buffer) by a command submitted now, or a new one. Give it back with
+   * `recycleTensorBuffer` once the work that uses it has been submitted.
+   */
+  tensorBuffer(size: number, usage: number, label?: string): GPUBuffer {
+    this.assertAlive();
+    const bytes = Math.max(4, Math.ceil(size / 4) * 4);
+    const reused = this.pool.take(bytes, usage);
+    if (!reused) return this.createBuffer(size, usage, label);
+    const enc = this.device.createCommandEncoder();
+    enc.clearBuffer(reused);
+    this.device.queue.submit([enc.finish()]);
+    return reused;
+  }
+
+  /** Returns a buffer from `tensorBuffer` for reuse (or destroys it: too small, pool full, runtime gone). */
+  recycleTensorBuffer(buffer: GPUBuffer): void {
+    if (this.released || this.lostReason !== undefined) buffer.destroy();
+    else this.pool.give(buffer);
+  }
+
+  /** Destroys the buffers held for reuse (GPU memory goes back to the system). */
+  trimBufferPool(): void {
+    this.pool.clear();
+  }
+
+  /** What the buffer pool holds and how often it served a request. */
+  get bufferPoolStats(): BufferPoolStats {
+    return this.pool.stats;
+  }
+
   /** A compute pipeline for WGSL source, compiled once per distinct source text. */
   pipeline(code: string, entryPoint = 'main'): GPUComputePipeline {
     this.assertAlive();
@@ -173,6 +214,7 @@ export class GpuRuntime {
     if (this.released) return;
     this.released = true;
     this.pipelines.clear();
+    this.pool.clear();
     if (this.ownsDevice) this.device.destroy();
     if (this.gpu) liveInstances.delete(this.gpu);
   }
@@ -196,7 +238,14 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuRuntime>
       device,
       undefined,
     );
-    return new GpuRuntime({ gpu: undefined, device, caps, ownsDevice: false, exactTimestamps: false });
+    return new GpuRuntime({
+      gpu: undefined,
+      device,
+      caps,
+      ownsDevice: false,
+      exactTimestamps: false,
+      bufferPoolBytes: opts.bufferPoolBytes,
+    });
   }
   const inBrowser = browserGpu();
   const gpu = inBrowser ?? (await nodeGpu(dawnFlags(opts)));
@@ -233,6 +282,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuRuntime>
       caps,
       ownsDevice: true,
       exactTimestamps: !inBrowser && Boolean(opts.timing),
+      bufferPoolBytes: opts.bufferPoolBytes,
     });
   } catch (e) {
     liveInstances.delete(gpu);
