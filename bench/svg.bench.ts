@@ -8,8 +8,9 @@
  * Rows (A/B: where a kernel has a kept earlier variant, both are measured in this run):
  * - dense (peer): the dense kernel.
  * - SVG profiling: the profile kernels (64 sampled rows, three online softmaxes over all keys), the kind
- *   choice and the permutation kernel, in % of dense — kernel 'split' (keys split over ≤ 16 chunks, 8
- *   rows per workgroup, merged; the default) and 'per-row' (one workgroup per row and head, the first).
+ *   choice and the permutation kernel, in % of dense — kernel 'staged' (the default: 'split' with each
+ *   K/V tile staged once per workgroup in workgroup memory) and 'split' (keys split over ≤ 16 chunks, 8
+ *   rows per workgroup, merged). The first kernel, 'per-row', was removed after its A/B run (BENCHMARKS.md).
  * - SVG / SVG2 permutation: gather of Q, K, V and scatter of O, in % of dense.
  * - SVG band kernel: the block-sparse kernel on the band layout of density budget 0.25 (blocks 128 ×
  *   128, as the reference's FlexAttention), with t / (density · t_dense).
@@ -43,6 +44,12 @@
  * - SVG2 cluster map on the GPU: 480–760 ms (host JS) → 0.1–0.5 ms kernel time; end to end 0.65–1.05 s
  *   → about 0.3 × dense kernel + 2 warm k-means steps + permutations, i.e. 0.05–0.2 s wall, with no
  *   read-back left in the call.
+ *
+ * Prediction for the staged profiling kernel (H200, 2026-12-02; 'split' → 'staged'): 19.3 → 4–7 ms at
+ * 32k, D = 128 (10.5 → 3–5 ms at D = 64; 38.7 → 8–14 ms at 64k). Reading: in 'split' each of a
+ * workgroup's 8 rows loads every K element itself, one f16 per load with the 32 lanes 2·D bytes apart,
+ * so the logits are bound by L1 traffic (about 16 × the bytes used); staged, a tile's K and V are read
+ * once, coalesced, and the logits take D/8 vec4 loads per key.
  */
 import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { layoutDensity } from '../src/attention/sparse/block-layout.js';
@@ -136,7 +143,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
         const shapeSvg = resolveSvgPlanShape(q, k, v, svgOpts);
         const prof = shapeSvg.profiling!;
         const tiles = fixedTileMask(shapeSvg.base.layout);
-        for (const kernel of ['split', 'per-row'] as const) {
+        for (const kernel of ['staged', 'split'] as const) {
           const made: { release: () => void; destroy: () => void }[] = [];
           const tProf = await timeCompute(
             rt,

@@ -5,16 +5,18 @@
  * masked softmax never divides by an underflowed sum, and the squared error of each masked output
  * against the full one. Two kernels do that:
  *
- * - 'split' (the default): the keys are split into up to 16 chunks and a workgroup takes 8 sampled
- *   rows × one chunk of one head, 32 keys at a time: each invocation computes one (row, key) logit, the
- *   tile's maxima and weights are formed once per (row, key), and each invocation then accumulates the
- *   three weighted sums of V for its row on D/32 channels (V loads coalesced, and shared through the
- *   cache by the workgroup's 8 rows). Each chunk writes its three partial states (max, sum, unnormalised
- *   output); a merge kernel per (row, head) combines them (the flash-decoding merge: rescale every
- *   chunk to the common max) and forms the errors. Work per workgroup is bounded, so the profiling
- *   spreads over the whole GPU (t/8 · chunks · B·H workgroups).
- * - 'per-row' (the first version, kept for A/B benchmarks): one workgroup per (sampled row, head) that
- *   walks all N keys, 64 at a time, with one invocation forming the maxima serially.
+ * - 'split': the keys are split into up to 16 chunks and a workgroup takes 8 sampled rows × one chunk
+ *   of one head, 32 keys at a time: each invocation computes one (row, key) logit, the tile's maxima and
+ *   weights are formed once per (row, key), and each invocation then accumulates the three weighted
+ *   sums of V for its row on D/32 channels. Each chunk writes its three partial states (max, sum,
+ *   unnormalised output); a merge kernel per (row, head) combines them (the flash-decoding merge:
+ *   rescale every chunk to the common max) and forms the errors. Work per workgroup is bounded, so the
+ *   profiling spreads over the whole GPU (t/8 · chunks · B·H workgroups). Every row reads K and V from
+ *   storage itself, one element per load, K strided across the lanes.
+ * - 'staged' (the default where it fits): the same work split, arithmetic order and merge, with each
+ *   32-key tile of K and V loaded once per workgroup into workgroup memory, coalesced, and the logits
+ *   formed from vec4 words. (A first, 'per-row' kernel — one workgroup per sampled row and head walking
+ *   all N keys — was removed after its A/B benchmark, BENCHMARKS.md.)
  *
  * A kinds kernel sums a head's errors and picks its kind (temporal iff its error is strictly smaller,
  * as the CPU's argmin), and a third writes the gather permutation from the kinds — so the whole SVG
@@ -42,122 +44,6 @@ fn temporalAt(o: u32) -> u32 {
   let f = u / P.tpf;
   return P.prefix + (u - f * P.tpf) * P.frames + f;
 }`;
-
-function profileWgsl(input: 'f16' | 'f32', D: number): string {
-  const cpt = Math.ceil(D / WG);
-  return /* wgsl */ `${PARAMS}
-@group(0) @binding(1) var<storage, read> Q: array<${floatArrayElement(input)}>;
-@group(0) @binding(2) var<storage, read> K: array<${floatArrayElement(input)}>;
-@group(0) @binding(3) var<storage, read> V: array<${floatArrayElement(input)}>;
-@group(0) @binding(4) var<storage, read> Rows: array<u32>;
-@group(0) @binding(5) var<storage, read> Tiles: array<u32>;
-@group(0) @binding(6) var<storage, read_write> Err: array<f32>;
-${floatLoaderWgsl('ldq', 'Q', input)}
-${floatLoaderWgsl('ldk', 'K', input)}
-${floatLoaderWgsl('ldv', 'V', input)}
-var<workgroup> qrow: array<f32, ${D}>;
-var<workgroup> logit: array<f32, ${WG}>;
-var<workgroup> keepS: array<u32, ${WG}>;
-var<workgroup> keepT: array<u32, ${WG}>;
-var<workgroup> tmax: array<f32, 3>;
-var<workgroup> errs: array<f32, ${2 * WG}>;
-fn base(s: u32, j: u32) -> u32 { return (s / P.heads) * P.batchStride + (s % P.heads) * P.headStride + j * P.tokenStride; }
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-  let r = wid.x;
-  let s = wid.y;
-  let i = Rows[r];
-  for (var c = t; c < ${D}u; c += ${WG}u) { qrow[c] = ldq(base(s, i) + c); }
-  let rowS = (i / P.blockQ) * P.nkb;
-  let rowT = (temporalAt(i) / P.blockQ) * P.nkb;
-  var m = array<f32, 3>(-1e30, -1e30, -1e30);
-  var l = array<f32, 3>(0.0, 0.0, 0.0);
-  var acc: array<f32, ${3 * cpt}>;
-  for (var e = 0u; e < ${3 * cpt}u; e++) { acc[e] = 0.0; }
-  workgroupBarrier();
-  for (var j0 = 0u; j0 < P.n; j0 += ${WG}u) {
-    let j = j0 + t;
-    var x = -1e30;
-    var ks = 0u;
-    var kt = 0u;
-    if (j < P.n) {
-      var dot = 0.0;
-      let kb = base(s, j);
-      for (var c = 0u; c < ${D}u; c++) { dot += qrow[c] * ldk(kb + c); }
-      x = P.smScale * dot;
-      ks = Tiles[rowS + j / P.blockK];
-      kt = Tiles[rowT + temporalAt(j) / P.blockK];
-    }
-    logit[t] = x;
-    keepS[t] = ks;
-    keepT[t] = kt;
-    workgroupBarrier();
-    let cnt = min(${WG}u, P.n - j0);
-    if (t == 0u) {
-      var mf = -1e30;
-      var ms = -1e30;
-      var mt = -1e30;
-      for (var u = 0u; u < cnt; u++) {
-        mf = max(mf, logit[u]);
-        if (keepS[u] == 1u) { ms = max(ms, logit[u]); }
-        if (keepT[u] == 1u) { mt = max(mt, logit[u]); }
-      }
-      tmax[0] = mf;
-      tmax[1] = ms;
-      tmax[2] = mt;
-    }
-    workgroupBarrier();
-    for (var k = 0u; k < 3u; k++) {
-      let mn = max(m[k], tmax[k]);
-      let sc = exp(m[k] - mn);
-      l[k] *= sc;
-      for (var cc = 0u; cc < ${cpt}u; cc++) { acc[k * ${cpt}u + cc] *= sc; }
-      m[k] = mn;
-    }
-    for (var u = 0u; u < cnt; u++) {
-      let xu = logit[u];
-      let pf = exp(xu - m[0]);
-      let ps = select(0.0, exp(xu - m[1]), keepS[u] == 1u);
-      let pt = select(0.0, exp(xu - m[2]), keepT[u] == 1u);
-      l[0] += pf;
-      l[1] += ps;
-      l[2] += pt;
-      let vb = base(s, j0 + u);
-      for (var cc = 0u; cc < ${cpt}u; cc++) {
-        let c = t + cc * ${WG}u;
-        if (c < ${D}u) {
-          let vv = ldv(vb + c);
-          acc[cc] += pf * vv;
-          acc[${cpt}u + cc] += ps * vv;
-          acc[${2 * cpt}u + cc] += pt * vv;
-        }
-      }
-    }
-    workgroupBarrier();
-  }
-  var es = 0.0;
-  var et = 0.0;
-  for (var cc = 0u; cc < ${cpt}u; cc++) {
-    if (t + cc * ${WG}u < ${D}u) {
-      let ofull = acc[cc] / l[0];
-      let os = select(0.0, acc[${cpt}u + cc] / l[1], l[1] > 0.0);
-      let ot = select(0.0, acc[${2 * cpt}u + cc] / l[2], l[2] > 0.0);
-      es += (os - ofull) * (os - ofull);
-      et += (ot - ofull) * (ot - ofull);
-    }
-  }
-  errs[t] = es;
-  errs[${WG}u + t] = et;
-  workgroupBarrier();
-  if (t == 0u) {
-    var a = 0.0;
-    var b = 0.0;
-    for (var u = 0u; u < ${WG}u; u++) { a += errs[u]; b += errs[${WG}u + u]; }
-    Err[(s * P.rows + r) * 2u] = a;
-    Err[(s * P.rows + r) * 2u + 1u] = b;
-  }
-}`;
-}
 
 /** Sampled rows per workgroup, keys per tile and the most key chunks of the split kernel. */
 const SPLIT_ROWS = 8;
@@ -288,6 +174,174 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`;
 }
 
+/**
+ * Whether the staged kernel fits this head dim and device: channels in whole vec4 words (D a multiple
+ * of 8 for float16, of 4 for float32) and its K and V tiles within the workgroup memory limit.
+ */
+export function svgProfileStagedFits(input: 'f16' | 'f32', D: number, workgroupBytes: number): boolean {
+  const perWord = input === 'f16' ? 2 : 1;
+  if (D % (4 * perWord) !== 0) return false;
+  return stagedWorkgroupBytes(input, D) <= workgroupBytes;
+}
+
+function stagedWorkgroupBytes(input: 'f16' | 'f32', D: number): number {
+  const words = D / (input === 'f16' ? 2 : 1);
+  const kt = SPLIT_KEYS * (words / 4 + 1) * 16;
+  const vt = SPLIT_KEYS * words * 4;
+  return kt + vt + SPLIT_ROWS * D * 4 + 5 * SPLIT_ROWS * SPLIT_KEYS * 4;
+}
+
+/**
+ * The staged kernel: the split kernel's work split and arithmetic order, with each 32-key tile of K
+ * and V loaded once per workgroup into workgroup memory (coalesced, as raw words: two float16 channels
+ * or one float32 per u32) instead of by every row from storage. Logits read K as vec4 words from rows
+ * padded by one vec4 (no bank conflicts between the 32 keys); the V sums read V by channel. Same
+ * partial-state layout as the split kernel, so the same merge.
+ */
+function stagedWgsl(input: 'f16' | 'f32', D: number): string {
+  const R = SPLIT_ROWS;
+  const KT = SPLIT_KEYS;
+  const cpl = Math.ceil(D / KT);
+  const f16 = input === 'f16';
+  const words = D / (f16 ? 2 : 1); // u32 words per key
+  const kStride = words / 4 + 1; // vec4 words per staged key row
+  const chPerVec = f16 ? 8 : 4;
+  const dotBody = f16
+    ? `let a = unpack2x16float(w.x); let b = unpack2x16float(w.y); let c = unpack2x16float(w.z); let d = unpack2x16float(w.w);
+      sdot += dot(qv[q0], vec4<f32>(a, b)) + dot(qv[q0 + 1u], vec4<f32>(c, d));`
+    : `sdot += dot(qv[q0], bitcast<vec4<f32>>(w));`;
+  const vLoad = f16
+    ? `let vw = unpack2x16float(vt[u * ${words}u + (c >> 1u)]); let vv = select(vw.x, vw.y, (c & 1u) == 1u);`
+    : `let vv = bitcast<f32>(vt[u * ${words}u + c]);`;
+  return /* wgsl */ `${PARAMS}
+@group(0) @binding(1) var<storage, read> Q: array<${floatArrayElement(input)}>;
+@group(0) @binding(2) var<storage, read> K: array<${floatArrayElement(input)}>;
+@group(0) @binding(3) var<storage, read> V: array<${floatArrayElement(input)}>;
+@group(0) @binding(4) var<storage, read> Rows: array<u32>;
+@group(0) @binding(5) var<storage, read> Tiles: array<u32>;
+@group(0) @binding(6) var<storage, read_write> Part: array<f32>;
+${floatLoaderWgsl('ldq', 'Q', input)}
+var<workgroup> qv: array<vec4<f32>, ${(R * D) / 4}>;
+var<workgroup> kt: array<vec4<u32>, ${KT * kStride}>;
+var<workgroup> vt: array<u32, ${KT * words}>;
+var<workgroup> logit: array<f32, ${R * KT}>;
+var<workgroup> keep: array<u32, ${R * KT}>;
+var<workgroup> wf: array<f32, ${R * KT}>;
+var<workgroup> ws: array<f32, ${R * KT}>;
+var<workgroup> wt: array<f32, ${R * KT}>;
+fn base(s: u32, j: u32) -> u32 { return (s / P.heads) * P.batchStride + (s % P.heads) * P.headStride + j * P.tokenStride; }
+// word w of key j's channels (two float16 or one float32 per word); the channels of a token are contiguous
+fn wordBase(s: u32, j: u32) -> u32 { return base(s, j) / ${f16 ? 2 : 1}u; }
+@compute @workgroup_size(${R * KT})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let chunk = wid.x;
+  let s = wid.z;
+  let r = t / ${KT}u;
+  let lane = t % ${KT}u;
+  let rowIdx = wid.y * ${R}u + r;
+  let validRow = rowIdx < P.rows;
+  let i = Rows[min(rowIdx, P.rows - 1u)];
+  for (var e = t; e < ${R * D}u; e += ${R * KT}u) {
+    let rr = e / ${D}u;
+    let x = ldq(base(s, Rows[min(wid.y * ${R}u + rr, P.rows - 1u)]) + e % ${D}u);
+    qv[e / 4u][e % 4u] = x;
+  }
+  let rowS = (i / P.blockQ) * P.nkb;
+  let rowT = (temporalAt(i) / P.blockQ) * P.nkb;
+  var m = array<f32, 3>(-1e30, -1e30, -1e30);
+  var l = array<f32, 3>(0.0, 0.0, 0.0);
+  var acc: array<f32, ${3 * cpl}>;
+  for (var e = 0u; e < ${3 * cpl}u; e++) { acc[e] = 0.0; }
+  let k0 = chunk * P.kpc;
+  let k1 = min(P.n, k0 + P.kpc);
+  for (var j0 = k0; j0 < k1; j0 += ${KT}u) {
+    workgroupBarrier();
+    // stage the tile's K and V words (keys past the chunk as zeros)
+    for (var e = t; e < ${KT * words}u; e += ${R * KT}u) {
+      let jj = e / ${words}u;
+      let w = e % ${words}u;
+      var kw = 0u;
+      var vw = 0u;
+      if (j0 + jj < k1) {
+        let src = wordBase(s, j0 + jj) + w;
+        kw = ${f16 ? 'K[src]' : 'bitcast<u32>(K[src])'};
+        vw = ${f16 ? 'V[src]' : 'bitcast<u32>(V[src])'};
+      }
+      kt[jj * ${kStride}u + w / 4u][w % 4u] = kw;
+      vt[e] = vw;
+    }
+    workgroupBarrier();
+    let j = j0 + lane;
+    var x = -1e30;
+    var kk = 0u;
+    if (j < k1) {
+      var sdot = 0.0;
+      for (var c4 = 0u; c4 < ${words / 4}u; c4++) {
+        let w = kt[lane * ${kStride}u + c4];
+        let q0 = (r * ${D}u + c4 * ${chPerVec}u) / 4u;
+        ${dotBody}
+      }
+      x = P.smScale * sdot;
+      kk = 1u | (Tiles[rowS + j / P.blockK] << 1u) | (Tiles[rowT + temporalAt(j) / P.blockK] << 2u);
+    }
+    logit[t] = x;
+    keep[t] = kk;
+    workgroupBarrier();
+    var tm = array<f32, 3>(-1e30, -1e30, -1e30);
+    for (var u = 0u; u < ${KT}u; u++) {
+      let xu = logit[r * ${KT}u + u];
+      let ku = keep[r * ${KT}u + u];
+      if ((ku & 1u) != 0u) { tm[0] = max(tm[0], xu); }
+      if ((ku & 2u) != 0u) { tm[1] = max(tm[1], xu); }
+      if ((ku & 4u) != 0u) { tm[2] = max(tm[2], xu); }
+    }
+    var sc = array<f32, 3>(1.0, 1.0, 1.0);
+    for (var k = 0u; k < 3u; k++) {
+      let mn = max(m[k], tm[k]);
+      sc[k] = exp(m[k] - mn);
+      m[k] = mn;
+    }
+    wf[t] = select(0.0, exp(x - m[0]), (kk & 1u) != 0u);
+    ws[t] = select(0.0, exp(x - m[1]), (kk & 2u) != 0u);
+    wt[t] = select(0.0, exp(x - m[2]), (kk & 4u) != 0u);
+    workgroupBarrier();
+    for (var k = 0u; k < 3u; k++) {
+      l[k] *= sc[k];
+      for (var cc = 0u; cc < ${cpl}u; cc++) { acc[k * ${cpl}u + cc] *= sc[k]; }
+    }
+    let cnt = min(${KT}u, k1 - j0);
+    for (var u = 0u; u < cnt; u++) {
+      let pf = wf[r * ${KT}u + u];
+      let ps = ws[r * ${KT}u + u];
+      let pt = wt[r * ${KT}u + u];
+      l[0] += pf;
+      l[1] += ps;
+      l[2] += pt;
+      for (var cc = 0u; cc < ${cpl}u; cc++) {
+        let c = lane + cc * ${KT}u;
+        if (c < ${D}u) {
+          ${vLoad}
+          acc[cc] += pf * vv;
+          acc[${cpl}u + cc] += ps * vv;
+          acc[${2 * cpl}u + cc] += pt * vv;
+        }
+      }
+    }
+  }
+  if (validRow) {
+    let chunks = (P.n + P.kpc - 1u) / P.kpc;
+    for (var k = 0u; k < 3u; k++) {
+      let o = (((s * P.rows + rowIdx) * chunks + chunk) * 3u + k) * ${D + 2}u;
+      if (lane == 0u) { Part[o] = m[k]; Part[o + 1u] = l[k]; }
+      for (var cc = 0u; cc < ${cpl}u; cc++) {
+        let c = lane + cc * ${KT}u;
+        if (c < ${D}u) { Part[o + 2u + c] = acc[k * ${cpl}u + cc]; }
+      }
+    }
+  }
+}`;
+}
+
 /** Merges a (row, head)'s chunk states into the three outputs and writes the two squared errors. */
 function mergeWgsl(D: number): string {
   return /* wgsl */ `${PARAMS}
@@ -374,8 +428,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
 
 export interface SvgProfileGpuOptions {
-  /** Which profiling kernel (module comment; default 'split'). */
-  kernel?: 'split' | 'per-row';
+  /**
+   * Which profiling kernel (module comment): 'staged' (the default where it fits:
+   * svgProfileStagedFits) or 'split'.
+   */
+  kernel?: 'staged' | 'split';
 }
 
 export interface SvgProfileGpu {
@@ -405,16 +462,23 @@ export function recordSvgProfileGpu(
   pass: GPUComputePassEncoder,
   opts: SvgProfileGpuOptions = {},
 ): SvgProfileGpu {
-  const kernel = opts.kernel ?? 'split';
-  if (kernel !== 'split' && kernel !== 'per-row') {
+  if (opts.kernel !== undefined && opts.kernel !== 'split' && opts.kernel !== 'staged') {
     throw new UnsupportedOptionError(
-      `the profiling kernel must be 'split' or 'per-row'; got ${String(kernel)}`,
+      `the profiling kernel must be 'staged' or 'split'; got ${String(opts.kernel)}`,
     );
   }
   if (q.dtype !== 'float32' && q.dtype !== 'float16') {
     throw new UnsupportedOptionError(`GPU SVG profiling takes float32 or float16 tensors; got ${q.dtype}`);
   }
   const rt = q.runtime;
+  const input = q.dtype === 'float16' ? 'f16' : 'f32';
+  const fits = svgProfileStagedFits(input, problem.headDim, rt.caps.limits.maxComputeWorkgroupStorageSize);
+  if (opts.kernel === 'staged' && !fits) {
+    throw new UnsupportedOptionError(
+      `the staged profiling kernel needs a head dim that is a multiple of ${input === 'f16' ? 8 : 4} and fits ${rt.caps.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory; use kernel 'split'`,
+    );
+  }
+  const kernel = opts.kernel ?? (fits ? 'staged' : 'split');
   const { batch, headsQ: heads, tokensQ: n, headDim: d } = problem;
   const sets = batch * heads;
   const st = layoutStrides(problem.layout, heads, n, d);
@@ -430,29 +494,16 @@ export function recordSvgProfileGpu(
   const kinds = emptyGpu(rt, [sets], 'int32', 'svg head kinds');
   const mse = emptyGpu(rt, [sets, 2], 'float32', 'svg profile mse');
   const perm = emptyGpu(rt, [sets * n], 'int32', 'svg permutation');
-  const input = q.dtype === 'float16' ? 'f16' : 'f32';
-  const scratch: GpuTensor[] = [];
-  if (kernel === 'per-row') {
-    recordDispatch(
-      rt,
-      pass,
-      profileWgsl(input, d),
-      [params, q.buffer, k.buffer, v.buffer, rowsGpu.buffer, tilesGpu.buffer, err.buffer],
-      [rows.length, sets, 1],
-    );
-  } else {
-    const chunks = Math.ceil(n / kpc);
-    const part = emptyGpu(rt, [sets, rows.length, chunks, 3, d + 2], 'float32', 'svg profile partials');
-    scratch.push(part);
-    recordDispatch(
-      rt,
-      pass,
-      splitWgsl(input, d),
-      [params, q.buffer, k.buffer, v.buffer, rowsGpu.buffer, tilesGpu.buffer, part.buffer],
-      [chunks, Math.ceil(rows.length / SPLIT_ROWS), sets],
-    );
-    recordDispatch(rt, pass, mergeWgsl(d), [params, part.buffer, err.buffer], [rows.length, sets, 1]);
-  }
+  const chunks = Math.ceil(n / kpc);
+  const part = emptyGpu(rt, [sets, rows.length, chunks, 3, d + 2], 'float32', 'svg profile partials');
+  recordDispatch(
+    rt,
+    pass,
+    kernel === 'staged' ? stagedWgsl(input, d) : splitWgsl(input, d),
+    [params, q.buffer, k.buffer, v.buffer, rowsGpu.buffer, tilesGpu.buffer, part.buffer],
+    [chunks, Math.ceil(rows.length / SPLIT_ROWS), sets],
+  );
+  recordDispatch(rt, pass, mergeWgsl(d), [params, part.buffer, err.buffer], [rows.length, sets, 1]);
   recordDispatch(rt, pass, KINDS_WGSL, [params, err.buffer, kinds.buffer, mse.buffer], Math.ceil(sets / 64));
   recordDispatch(rt, pass, PERM_WGSL, [params, kinds.buffer, perm.buffer], Math.ceil((sets * n) / 256));
   return {
@@ -464,7 +515,7 @@ export function recordSvgProfileGpu(
       rowsGpu.destroy();
       tilesGpu.destroy();
       err.destroy();
-      for (const t of scratch) t.destroy();
+      part.destroy();
     },
   };
 }

@@ -15,6 +15,7 @@ import { fixedTileMask } from '../../../src/attention/sparse/svg-layout.js';
 import {
   recordSvgProfileGpu,
   svgProfileKeysPerChunk,
+  svgProfileStagedFits,
 } from '../../../src/attention/sparse/svg-profile-gpu.js';
 import { videoWorkload } from '../../../src/attention/sparse/video-workload.js';
 import type { AttentionWithLse } from '../../../src/attention/options.js';
@@ -148,7 +149,7 @@ test('svgAttentionGpu in NHD and in the dense warm-up', { skip }, async () => {
 });
 
 test(
-  "GPU profiling kernels 'split' (keys over chunks, merged) and 'per-row' give the CPU's MSEs and kinds (13 rows, float16, NHD)",
+  "GPU profiling kernels 'staged' and 'split' (keys over chunks, merged) give the CPU's MSEs and kinds (13 rows, float16, NHD)",
   { skip },
   async () => {
     const w = videoWorkload({
@@ -166,7 +167,7 @@ test(
     const prof = shape.profiling!;
     // 259 keys: 9 chunks of 32, the last one partial
     assert.equal(svgProfileKeysPerChunk(shape.problem.tokensQ), 32);
-    for (const kernel of ['split', 'per-row'] as const) {
+    for (const kernel of ['staged', 'split'] as const) {
       let made!: ReturnType<typeof recordSvgProfileGpu>;
       pass((p) => {
         made = recordSvgProfileGpu(
@@ -196,5 +197,52 @@ test(
       made.release();
       for (const t of [made.kinds, made.mse, made.perm]) t.destroy();
     }
+  },
+);
+
+test('the staged profiling kernel runs only where its vec4 words and tiles fit', () => {
+  assert.ok(svgProfileStagedFits('f16', 128, 48 * 1024));
+  assert.ok(svgProfileStagedFits('f32', 64, 32 * 1024));
+  assert.ok(!svgProfileStagedFits('f16', 12, 1 << 20), 'float16 needs D % 8 == 0');
+  assert.ok(svgProfileStagedFits('f32', 12, 1 << 20), 'float32 needs D % 4 == 0');
+  assert.ok(!svgProfileStagedFits('f32', 6, 1 << 20));
+  // D = 256 float32: K and V tiles of 32 keys are 66 KiB, beyond a 32 KiB device
+  assert.ok(!svgProfileStagedFits('f32', 256, 32 * 1024));
+});
+
+test(
+  "GPU profiling at a float16 head dim of 36 falls back to 'split' and refuses 'staged'",
+  { skip },
+  async () => {
+    const w = videoWorkload({ ...clip, headDim: 36, seed: 8, heads: ['temporal', 'spatial'] });
+    const f16 = (t: Tensor) => tensor(t.data as Float32Array, t.shape, 'float16');
+    const [qh, kh, vh] = [w.q, w.k, w.v].map(f16);
+    const cpu = planSvg(qh, kh, vh, { ...clip, sampledRows: 9 });
+    const [q, k, v] = [qh, kh, vh].map((t) => upload(rt, t));
+    const shape = resolveSvgPlanShape(q, k, v, { ...clip, sampledRows: 9 });
+    const prof = shape.profiling!;
+    const record = (p: GPUComputePassEncoder, kernel?: 'staged') =>
+      recordSvgProfileGpu(
+        q,
+        k,
+        v,
+        shape.problem,
+        shape.geometry,
+        fixedTileMask(shape.base.layout),
+        prof.blockQ,
+        prof.blockK,
+        prof.rows,
+        p,
+        kernel ? { kernel } : {},
+      );
+    assert.throws(() => pass((p) => record(p, 'staged')), UnsupportedOptionError);
+    let made!: ReturnType<typeof recordSvgProfileGpu>;
+    pass((p) => {
+      made = record(p);
+    });
+    const kinds = Array.from((await download(made.kinds)).data, (x) => (x === 1 ? 'temporal' : 'spatial'));
+    assert.deepEqual(kinds, cpu.headKinds);
+    made.release();
+    for (const t of [made.kinds, made.mse, made.perm, q, k, v]) t.destroy();
   },
 );
