@@ -16,8 +16,7 @@
  *   128, as the reference's FlexAttention), with t / (density · t_dense).
  * - SVG2 k-means iteration: one iteration (norms, assignment, counting sort, segmented mean, largest
  *   move and convergence test, advance) of Q with C_q = 100 and of K with C_k = 500 (the paper's
- *   setting, SVG2 App. D), assignment 'mma' (tensor cores, the default where it runs), 'tiled' (64 × 64
- *   register tiles) and 'per-point'
+ *   setting, SVG2 App. D), assignment 'tiled' (64 × 64 register tiles, the default) and 'per-point'
  *   (the first kernel); the warm step the cache allows is 2 iterations of each, the cold start 50.
  * - SVG2 cluster map: on the GPU (criticality, top-p by rank, CSR words and bounds; kernel time, what
  *   svg2AttentionGpu runs) and the host version in JS (wall time; what it ran before, plus a read-back).
@@ -51,17 +50,12 @@
  * workgroup's 8 rows loads every K element itself, one f16 per load with the 32 lanes 2·D bytes apart,
  * so the logits are bound by L1 traffic (about 16 × the bytes used); staged, a tile's K and V are read
  * once, coalesced, and the logits take D/8 vec4 loads per key.
- *
- * Prediction for the tensor-core k-means assignment ('mma', f16 × f16 → f32 on x·hi + x·lo, 2026-12-02):
- * the tiled kernel's assignment is most of an iteration (K, C 500, 32k, D 128: 5.07 ms, of which the
- * sort and update ≈ 1–1.5 ms); at an effective 40–80 TFLOPS on the doubled dots (134 GFLOP at 32k) the
- * assignment takes 1.7–3.4 ms, so the K iteration 5.07 → 2.7–4.5 ms and Q (C 100) 1.49 → 1.0–1.3 ms.
  */
 import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { layoutDensity } from '../src/attention/sparse/block-layout.js';
 import { planBlockSparseGpu } from '../src/attention/sparse/block-sparse-gpu.js';
 import { CentroidCache } from '../src/attention/sparse/centroid-cache.js';
-import { kmeansMmaFits, prepareKMeansGpu } from '../src/attention/sparse/kmeans-gpu.js';
+import { prepareKMeansGpu } from '../src/attention/sparse/kmeans-gpu.js';
 import { layoutFromSegments } from '../src/attention/sparse/layout-builders.js';
 import { recordPermuteTokens } from '../src/attention/sparse/permute-gpu.js';
 import { resolveSvgPlanShape } from '../src/attention/sparse/svg-plan.js';
@@ -227,10 +221,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           ['Q', q, Q_CLUSTERS],
           ['K', k, K_CLUSTERS],
         ] as const) {
-          const kernels = (['mma', 'tiled', 'per-point'] as const).filter(
-            (a) => a !== 'mma' || kmeansMmaFits(rt.caps, 'f16', headDim),
-          );
-          for (const assignKernel of kernels) {
+          for (const assignKernel of ['tiled', 'per-point'] as const) {
             // tol 0: no iteration converges, so every timed one does the full work
             const km = prepareKMeansGpu(x, { clusters, maxIters: 1, tol: 0, seed: 1, assignKernel });
             const enc = rt.device.createCommandEncoder();
@@ -244,7 +235,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               `SVG2 k-means iteration, ${what}, C = ${clusters}, assignment ${assignKernel}`,
               t.kernelMs,
               'ms',
-              assignKernel === 'mma' ? 'subgroup-matrix' : 'f32',
+              'f32',
               `${pct(t.kernelMs)}; warm step (2 iterations) ${((200 * t.kernelMs) / dense.kernelMs).toFixed(1)} %, cold start (50) ${((5000 * t.kernelMs) / dense.kernelMs).toFixed(0)} %`,
             );
           }

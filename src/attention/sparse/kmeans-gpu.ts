@@ -37,7 +37,6 @@ import type { Layout } from '../../core/layout.js';
 import { floatArrayElement, floatLoaderWgsl, recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
 import { download, emptyGpu, type GpuTensor, upload } from '../../gpu/gpu-tensor.js';
 import { Tensor } from '../../core/tensor.js';
-import type { GpuCapabilities } from '../../gpu/capabilities.js';
 import { layoutStrides } from '../flash-params.js';
 import { type KMeansOptions, checkKMeansOptions, kmeansInitIndices } from './kmeans.js';
 
@@ -55,12 +54,8 @@ export interface KMeansGpuOptions extends KMeansOptions {
   offset?: number;
   /** Starting centroids already on the GPU (float32, sets·C·D values), instead of `init` or a sample. */
   initGpu?: GpuTensor<'float32'>;
-  /**
-   * Assignment kernel: 'mma' (tensor cores; the default where `kmeansMmaFits`: float16 points, D a
-   * multiple of 16 up to 128, subgroup matrices with 32-lane subgroups), 'tiled' (64 × 64 register
-   * tiles; the default elsewhere) or 'per-point' (the first version).
-   */
-  assignKernel?: 'mma' | 'tiled' | 'per-point';
+  /** Assignment kernel: 'tiled' (64 × 64 register tiles, the default) or 'per-point' (the first version). */
+  assignKernel?: 'tiled' | 'per-point';
 }
 
 export interface KMeansGpuResult {
@@ -231,159 +226,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     Labels[s * P.n + p0 + t] = bi;
   }
 }`;
-}
-
-/** Points per workgroup of the tensor-core assignment (4 subgroups × 16) and centroids per tile. */
-const MMA_POINTS = 64;
-const MMA_CENTROIDS = 64;
-
-/** Whether the tensor-core assignment can run: float16 points, 16 | D ≤ 128, 32-lane subgroup matrices. */
-export function kmeansMmaFits(caps: GpuCapabilities, input: 'f16' | 'f32', D: number): boolean {
-  return (
-    input === 'f16' &&
-    D % 16 === 0 &&
-    D <= 128 &&
-    caps.tiers.includes('subgroup-matrix') &&
-    caps.subgroupMinSize === 32 &&
-    caps.subgroupMaxSize === 32 &&
-    mmaAssignBytes(D) <= caps.limits.maxComputeWorkgroupStorageSize
-  );
-}
-
-function mmaAssignBytes(D: number): number {
-  return MMA_POINTS * (D / 8 + 1) * 16 + 4 * 16 * MMA_CENTROIDS * 4;
-}
-
-/**
- * The centroids as float16 pairs for the tensor cores (before the 'mma' assignment): c = hi + lo with
- * hi = f16(c) and lo = f16(c − hi), so hi·x + lo·x carries the centroid to about 2⁻²² relative — the
- * dots stay near float32 accuracy although the tensor cores take float16. Rows are padded with zeros
- * to a multiple of 64 centroids. Hi and Lo hold two halves per u32 word, [sets, Cp, D/2].
- */
-function centroidHalvesWgsl(D: number): string {
-  return /* wgsl */ `${PARAMS}
-@group(0) @binding(1) var<storage, read> Cent: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Hi: array<u32>;
-@group(0) @binding(3) var<storage, read_write> Lo: array<u32>;
-${STATE(4)}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) t: u32) {
-  ${GUARD}
-  let cp = (P.clusters + ${MMA_CENTROIDS - 1}u) / ${MMA_CENTROIDS}u * ${MMA_CENTROIDS}u;
-  let e = gid.x + gid.y * nwg.x * 256u;
-  if (e >= P.sets * cp * ${D / 2}u) { return; }
-  let w = e % ${D / 2}u;
-  let sc = e / ${D / 2}u;
-  let c = sc % cp;
-  let s = sc / cp;
-  var v = vec2<f32>(0.0, 0.0);
-  if (c < P.clusters) {
-    let i = (s * P.clusters + c) * ${D}u + 2u * w;
-    v = vec2<f32>(Cent[i], Cent[i + 1u]);
-  }
-  let hi = pack2x16float(v);
-  Hi[e] = hi;
-  Lo[e] = pack2x16float(v - unpack2x16float(hi));
-}`;
-}
-
-/**
- * Assignment on tensor cores (module comment, step 2): a workgroup of 4 subgroups takes 64 points,
- * staged once as float16 rows in workgroup memory (so no matrix load reaches past the tensor); each
- * subgroup keeps its 16 points as D/16 left matrices and walks the centroids 64 at a time, forming
- * x·hi + x·lo on f16 × f16 → f32 matrices, stores the 16 × 64 dots to workgroup memory, and each lane
- * pair (one point) takes the argmin of ‖c‖² − 2·x·c over its half of the tile, ties to the lowest
- * index; the two halves meet by a shuffle. The dots are summed in the tensor cores' order, not over
- * channels in order as the other kernels do, so labels can differ from theirs at float32 near-ties.
- */
-function assignMmaWgsl(D: number): string {
-  const D8 = D / 8; // vec4<u32> words (8 halves) per row
-  const XS = D8 + 1; // staged row stride, padded against bank conflicts
-  const nD = D / 16;
-  const L = 'subgroup_matrix_left<f16, 16, 16>';
-  const R = 'subgroup_matrix_right<f16, 16, 16>';
-  const A = 'subgroup_matrix_result<f32, 16, 16>';
-  const lines: string[] = [];
-  for (let dd = 0; dd < nD; dd++)
-    lines.push(
-      `  let xf${dd} = subgroupMatrixLoad<${L}, row_major>(&xs, warp * ${16 * XS}u + ${dd * 2}u, ${XS}u);`,
-    );
-  const tile: string[] = [];
-  for (let j = 0; j < 4; j++) tile.push(`    var r${j} = ${A}();`);
-  for (let dd = 0; dd < nD; dd++)
-    for (let j = 0; j < 4; j++) {
-      const off = `cb + (c0 + ${16 * j}u) * ${D8}u + ${dd * 2}u`;
-      tile.push(
-        `    r${j} = subgroupMatrixMultiplyAccumulate(xf${dd}, subgroupMatrixLoad<${R}, col_major>(&Hi, ${off}, ${D8}u), r${j});`,
-      );
-      tile.push(
-        `    r${j} = subgroupMatrixMultiplyAccumulate(xf${dd}, subgroupMatrixLoad<${R}, col_major>(&Lo, ${off}, ${D8}u), r${j});`,
-      );
-    }
-  for (let j = 0; j < 4; j++)
-    tile.push(`    subgroupMatrixStore<row_major>(&sd, warp * 256u + ${4 * j}u, r${j}, 16u);`);
-  return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
-diagnostic(off, subgroup_uniformity);
-${PARAMS}
-@group(0) @binding(1) var<storage, read> X: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> Hi: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> Lo: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read> Norm: array<f32>;
-@group(0) @binding(5) var<storage, read_write> Labels: array<u32>;
-${STATE(6)}
-var<workgroup> xs: array<vec4<u32>, ${MMA_POINTS * XS}>;
-// per subgroup: its 16 points × 64 centroids of dots, 16 vec4 per row
-var<workgroup> sd: array<vec4<f32>, ${4 * 16 * 16}>;
-@compute @workgroup_size(128)
-fn main(@builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(local_invocation_index) t: u32,
-        @builtin(subgroup_id) warp: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
-  ${GUARD}
-  let s = wid.y;
-  let p0 = wid.x * ${MMA_POINTS}u;
-  for (var e = t; e < ${MMA_POINTS * D8}u; e += 128u) {
-    let item = e / ${D8}u;
-    var v = vec4<u32>();
-    if (p0 + item < P.n) { v = X[pointBase(s, p0 + item) / 8u + e % ${D8}u]; }
-    xs[item * ${XS}u + e % ${D8}u] = v;
-  }
-  workgroupBarrier();
-${lines.join('\n')}
-  let row = lane / 2u;
-  let half = lane % 2u;
-  let cp = (P.clusters + ${MMA_CENTROIDS - 1}u) / ${MMA_CENTROIDS}u * ${MMA_CENTROIDS}u;
-  let cb = s * cp * ${D8}u;
-  var best = 0x1.fffffep+127f;
-  var arg = 0u;
-  for (var c0 = 0u; c0 < P.clusters; c0 += ${MMA_CENTROIDS}u) {
-${tile.join('\n')}
-    workgroupBarrier();
-    for (var u = 0u; u < 32u; u++) {
-      let col = half * 32u + u;
-      let c = c0 + col;
-      if (c < P.clusters) {
-        let dist = Norm[s * P.clusters + c] - 2.0 * sd[warp * 256u + row * 16u + col / 4u][col % 4u];
-        if (dist < best) { best = dist; arg = c; }
-      }
-    }
-    workgroupBarrier();
-  }
-  let ob = subgroupShuffleXor(best, 1u);
-  let oa = subgroupShuffleXor(arg, 1u);
-  if (ob < best || (ob == best && oa < arg)) { best = ob; arg = oa; }
-  let p = p0 + warp * 16u + row;
-  if (half == 0u && p < P.n) { Labels[s * P.n + p] = arg; }
-}`;
-}
-
-/** The WGSL of the tensor-core assignment and its centroid split, for compile checks. */
-export function kmeansMmaWgsl(D: number): { halves: string; assign: string } {
-  return { halves: centroidHalvesWgsl(D), assign: assignMmaWgsl(D) };
 }
 
 /**
@@ -635,20 +477,13 @@ export function prepareKMeansGpu(x: GpuTensor, opts: KMeansGpuOptions): KMeansGp
       `initGpu must be a float32 GPU tensor of sets·clusters·d = ${sets * C * D} values; got ${opts.initGpu.dtype} with ${opts.initGpu.size}`,
     );
   }
+  const assign = opts.assignKernel ?? 'tiled';
+  if (assign !== 'tiled' && assign !== 'per-point') {
+    throw new UnsupportedOptionError(`assignKernel must be 'tiled' or 'per-point'; got ${String(assign)}`);
+  }
+  const tiled = assign === 'tiled';
   const rt = x.runtime;
   const input = x.dtype === 'float16' ? 'f16' : 'f32';
-  const mmaFits = kmeansMmaFits(rt.caps, input, D);
-  const assign = opts.assignKernel ?? (mmaFits ? 'mma' : 'tiled');
-  if (assign !== 'mma' && assign !== 'tiled' && assign !== 'per-point') {
-    throw new UnsupportedOptionError(
-      `assignKernel must be 'mma', 'tiled' or 'per-point'; got ${String(assign)}`,
-    );
-  }
-  if (assign === 'mma' && !mmaFits) {
-    throw new UnsupportedOptionError(
-      `assignKernel 'mma' needs float16 points, a head dim that is a multiple of 16 up to 128 and subgroup matrices with 32-lane subgroups; got ${x.dtype}, D = ${D} on tier ${rt.caps.tiers[0]}. Use 'tiled'.`,
-    );
-  }
   const chunks = Math.ceil(n / CHUNK);
   const st = layoutStrides(layout, H, N, D);
   const words = new Uint32Array([sets, n, C, H, offset, st.token, st.head, st.batch, chunks, 0, 0, 0]);
@@ -667,13 +502,6 @@ export function prepareKMeansGpu(x: GpuTensor, opts: KMeansGpuOptions): KMeansGp
   const sizes = emptyGpu(rt, [sets, C], 'int32', 'kmeans sizes');
   const state = emptyGpu(rt, [4], 'int32', 'kmeans state');
   const temporaries: { destroy(): void }[] = [];
-  // the tensor-core assignment's float16 centroid halves, rows padded to a multiple of 64
-  const padded = Math.ceil(C / MMA_CENTROIDS) * MMA_CENTROIDS;
-  const halves =
-    assign === 'mma'
-      ? [0, 1].map(() => emptyGpu(rt, [sets, padded, D / 2], 'int32', 'kmeans centroid halves'))
-      : [];
-  temporaries.push(...halves);
   const freeWork = () => {
     params.destroy();
     for (const t of [next, norms, ranks, counts, offsets, shift, ...temporaries]) t.destroy();
@@ -724,23 +552,7 @@ export function prepareKMeansGpu(x: GpuTensor, opts: KMeansGpuOptions): KMeansGp
         Math.ceil((sets * C) / 64),
       );
       const assignBuffers = [params, x.buffer, cent.buffer, norms.buffer, labels.buffer, s];
-      if (assign === 'mma') {
-        const [hi, lo] = halves;
-        recordDispatch(
-          rt,
-          pass,
-          centroidHalvesWgsl(D),
-          [params, cent.buffer, hi.buffer, lo.buffer, s],
-          Math.ceil((sets * padded * (D / 2)) / 256),
-        );
-        recordDispatch(
-          rt,
-          pass,
-          assignMmaWgsl(D),
-          [params, x.buffer, hi.buffer, lo.buffer, norms.buffer, labels.buffer, s],
-          [Math.ceil(n / MMA_POINTS), sets, 1],
-        );
-      } else if (assign === 'tiled') {
+      if (tiled) {
         recordDispatch(rt, pass, assignWgsl(input, D), assignBuffers, [Math.ceil(n / ASSIGN_TILE), sets, 1]);
       } else {
         const tc = Math.max(1, Math.min(64, Math.floor(2048 / D)));
