@@ -30,6 +30,7 @@ import type { QKGranularity } from '../../quant/types.js';
 import {
   buildFlashPlan,
   runPlanOnce,
+  type FlashVariant,
   type GpuAttentionOptions,
   type GpuAttentionPlan,
 } from '../dense-gpu.js';
@@ -158,12 +159,17 @@ function positiveInt(x: unknown, name: string, fallback: number): number {
   return v as number;
 }
 
-/** Builds the kernel plan (nothing is submitted; FP4 Q/K are decoded each time the plan is recorded). */
+/**
+ * Builds the kernel plan (nothing is submitted; FP4 Q/K are decoded each time the plan is recorded).
+ * `variant` swaps in another kernel of the same generators over the same operands (the block-sparse
+ * kernels: block-sparse-gpu.ts).
+ */
 export function planSageKernelGpu(
   q: QKOperand,
   k: QKOperand,
   vOperand: VOperand,
   opts: SageKernelGpuOptions = {},
+  variant?: FlashVariant,
 ): GpuAttentionPlan {
   const v = 'codes' in vOperand ? vOperand.codes : vOperand;
   const vScales = 'codes' in vOperand ? vOperand.scales : undefined;
@@ -405,6 +411,7 @@ export function planSageKernelGpu(
       vScales: vScalesIn,
       vMean: vMean as GpuTensor<'float32'> | undefined,
     },
+    variant,
   );
   if (!fp4 && !vDecode) return plan;
   return {

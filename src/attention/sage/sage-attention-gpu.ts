@@ -21,7 +21,13 @@ import { layoutStrides } from '../flash-params.js';
 import { recordResizeLastDim } from '../../gpu/pad-last-dim.js';
 import type { VCodeFormat } from '../flash-wgsl-formats.js';
 import type { AttentionWithLse } from '../options.js';
-import { planSageKernelGpu, scaleGroupRules, type QKOperand, type VOperand } from './kernel-gpu.js';
+import {
+  planSageKernelGpu,
+  scaleGroupRules,
+  type QKOperand,
+  type SageKernelGpuOptions,
+  type VOperand,
+} from './kernel-gpu.js';
 import type { ResolvedSage } from './options.js';
 import { recordQuantizeFp4Gpu } from './quantize-fp4-gpu.js';
 import { recordQuantizeInt8Gpu, recordTokenMeanGpu } from './quantize-qk-gpu.js';
@@ -73,13 +79,36 @@ export interface SageGpuProfile {
   finish(encoder: GPUCommandEncoder): void;
 }
 
-export function sageAttentionGpu(
+/** What `recordSageOperandsGpu` leaves for the kernel: quantized operands and the kernel's options. */
+export interface SageGpuOperands {
+  q: QKOperand;
+  k: QKOperand;
+  v: VOperand;
+  /** K's token mean [B, Hkv, Dp] when K is smoothed (for the LSE correction). */
+  kMean?: GpuTensor<'float32'>;
+  /** q as the kernel sees it (zero-padded to Dp channels). */
+  qPadded: GpuTensor;
+  /** The head dim padded to a multiple of 32 (the i8 tensor cores take 32 channels per step). */
+  paddedHeadDim: number;
+  /** Options for planSageKernelGpu (format, granularity, tiles, ΔS); the caller adds the problem's. */
+  kernel: SageKernelGpuOptions;
+  /** Frees the temporaries, once the work that reads them is submitted. */
+  release(): void;
+}
+
+/**
+ * Records the preprocessing of `sageAttention` on the GPU — padding to Dp channels, K (and V) token
+ * means, Q smoothing with ΔS, Q/K quantization (INT8/INT4 groups or NVFP4/MXFP4), V quantization —
+ * into `pass` (or, with `step`, into the pass each step's name begins).
+ */
+export function recordSageOperandsGpu(
   qIn: GpuTensor,
   kIn: GpuTensor,
   vIn: GpuTensor,
   resolved: ResolvedSage,
-  profile?: SageGpuProfile,
-): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
+  pass: GPUComputePassEncoder,
+  step: (name: string) => GPUComputePassEncoder = () => pass,
+): SageGpuOperands {
   const why = gpuUnsupportedReason(resolved);
   if (why) {
     throw new UnsupportedOptionError(
@@ -94,7 +123,6 @@ export function sageAttentionGpu(
   for (const t of [k, v]) {
     if (t.runtime !== q.runtime) throw new UnsupportedOptionError('q, k and v must live on one GPU runtime');
   }
-  const runtime = q.runtime;
   // INT4 codes (one per byte, in [−7, 7]) go through the INT8 kernel unchanged: the product is exact
   const bits = config.qk.kind === 'int4' ? 4 : 8;
   const granularity =
@@ -103,15 +131,6 @@ export function sageAttentionGpu(
   const rules = scaleGroupRules(granularity, p.tokensQ, p.tokensKv, tiles);
   const releases: (() => void)[] = [];
   const temporaries: GpuTensor[] = [];
-
-  const enc = runtime.device.createCommandEncoder();
-  let pass = enc.beginComputePass(profile?.pass('pad'));
-  // a new pass per step when profiled (a pass boundary orders the steps as the dispatches' barriers do)
-  const step = (name: string) => {
-    if (!profile) return;
-    pass.end();
-    pass = enc.beginComputePass(profile.pass(name));
-  };
   // head dims that are not a multiple of 32 are zero-padded (the i8 tensor cores take 32 channels per
   // step; zeros add nothing to q·k or to O) and the output sliced back; σ stays the true 1/√D
   const D = p.headDim;
@@ -125,18 +144,18 @@ export function sageAttentionGpu(
     [q, k, v] = padded.map((x) => x.out);
   }
   let kMean: GpuTensor<'float32'> | undefined;
-  step('k mean');
+  let at = step('k mean');
   if (config.smoothK) {
-    const m = recordTokenMeanGpu(k, p.layout, pass);
+    const m = recordTokenMeanGpu(k, p.layout, at);
     kMean = m.mean;
     releases.push(m.release);
     temporaries.push(m.mean);
   }
   // Q smoothing (SA2 §3.1, SA3 §7.3): block means of Q and ΔS against the smoothed K
   let smoothQ: ReturnType<typeof recordSmoothQGpu> | undefined;
-  step('smooth q');
+  at = step('smooth q');
   if (config.smoothQ) {
-    smoothQ = recordSmoothQGpu(q, k, { layout: p.layout, blockQ: config.blockQ, kMean }, pass);
+    smoothQ = recordSmoothQGpu(q, k, { layout: p.layout, blockQ: config.blockQ, kMean }, at);
     releases.push(smoothQ.release);
     temporaries.push(smoothQ.qMean, smoothQ.deltaS);
   }
@@ -144,7 +163,7 @@ export function sageAttentionGpu(
   let qq: QKOperand & { release: () => void };
   let kq: QKOperand & { release: () => void };
   const qk = config.qk;
-  step('quantize q/k');
+  at = step('quantize q/k');
   if (qk.kind === 'nvfp4' || qk.kind === 'mxfp4') {
     const fp4 = {
       layout: p.layout,
@@ -152,13 +171,13 @@ export function sageAttentionGpu(
       axis: 'channels',
       ...(qk.kind === 'mxfp4' ? { scaleRule: qk.scaleRule ?? 'truncation-free' } : {}),
     } as const;
-    qq = recordQuantizeFp4Gpu(q, { ...fp4, ...qMean }, pass);
-    kq = recordQuantizeFp4Gpu(k, { ...fp4, mean: kMean }, pass);
+    qq = recordQuantizeFp4Gpu(q, { ...fp4, ...qMean }, at);
+    kq = recordQuantizeFp4Gpu(k, { ...fp4, mean: kMean }, at);
   } else {
     const prescale = granularity === 'per-block' ? log2eSmScale(p.smScale) : 1;
     const common = { layout: p.layout, granularity, rounding: config.rounding, bits } as const;
-    qq = recordQuantizeInt8Gpu(q, { ...common, rule: rules.q, prescale, ...qMean }, pass);
-    kq = recordQuantizeInt8Gpu(k, { ...common, rule: rules.k, prescale: 1, mean: kMean }, pass);
+    qq = recordQuantizeInt8Gpu(q, { ...common, rule: rules.q, prescale, ...qMean }, at);
+    kq = recordQuantizeInt8Gpu(k, { ...common, rule: rules.k, prescale: 1, mean: kMean }, at);
   }
   releases.push(qq.release, kq.release);
   temporaries.push(qq.codes, qq.scales, kq.codes, kq.scales);
@@ -166,18 +185,18 @@ export function sageAttentionGpu(
   let vOperand: VOperand = v;
   if (config.vFormat !== 'fp16') {
     let vMean: GpuTensor<'float32'> | undefined;
-    step('v mean');
+    at = step('v mean');
     if (config.smoothV) {
-      const m = recordTokenMeanGpu(v, p.layout, pass);
+      const m = recordTokenMeanGpu(v, p.layout, at);
       vMean = m.mean;
       releases.push(m.release);
       temporaries.push(m.mean);
     }
     // NVFP4 V: groups of 16 tokens per channel (SA3 §7.2); FP8/INT8 V: per channel (SA2 §4.4)
-    step('quantize v');
+    at = step('quantize v');
     const vq =
       config.vFormat === 'nvfp4'
-        ? recordQuantizeFp4Gpu(v, { layout: p.layout, format: 'nvfp4', axis: 'tokens', mean: vMean }, pass)
+        ? recordQuantizeFp4Gpu(v, { layout: p.layout, format: 'nvfp4', axis: 'tokens', mean: vMean }, at)
         : recordQuantizeVGpu(
             v,
             {
@@ -186,23 +205,20 @@ export function sageAttentionGpu(
               scaleMax: config.vScaleMax ?? 448,
               mean: vMean,
             },
-            pass,
+            at,
           );
     releases.push(vq.release);
     temporaries.push(vq.codes, vq.scales);
     vOperand = { codes: vq.codes, scales: vq.scales, mean: vMean };
   }
-
-  const plan = planSageKernelGpu(
-    { codes: qq.codes, scales: qq.scales },
-    { codes: kq.codes, scales: kq.scales },
-    vOperand,
-    {
-      layout: p.layout,
-      causal: p.causal,
-      causalAlignment: p.causalAlignment,
-      smScale: p.smScale,
-      returnLse: p.returnLse,
+  return {
+    q: { codes: qq.codes, scales: qq.scales },
+    k: { codes: kq.codes, scales: kq.scales },
+    v: vOperand,
+    kMean,
+    qPadded: q,
+    paddedHeadDim: Dp,
+    kernel: {
       granularity,
       qkFormat: qk.kind === 'nvfp4' || qk.kind === 'mxfp4' ? qk.kind : 'int8',
       pFormat: config.pFormat,
@@ -210,40 +226,92 @@ export function sageAttentionGpu(
       deltaS: smoothQ?.deltaS,
       ...tiles,
     },
+    release() {
+      for (const r of releases) r();
+      for (const t of temporaries) t.destroy();
+    },
+  };
+}
+
+/**
+ * Records LSE += σ·(q·k̄) per row (the K-smoothing correction of the LSE, §6.4) into `lse` in place;
+ * returns what to free once submitted.
+ */
+export function recordLseCorrectionGpu(
+  ops: SageGpuOperands,
+  p: ResolvedSage['problem'],
+  lse: GpuTensor<'float32'>,
+  pass: GPUComputePassEncoder,
+): () => void {
+  if (!ops.kMean || p.tokensQ === 0) return () => undefined;
+  const runtime = lse.runtime;
+  const Dp = ops.paddedHeadDim;
+  const st = layoutStrides(p.layout, p.headsQ, p.tokensQ, Dp);
+  const words = new ArrayBuffer(32);
+  new Uint32Array(words).set([p.headsQ, p.headsKv, p.tokensQ, st.token, st.head, st.batch]);
+  new Float32Array(words)[6] = p.smScale;
+  const params = uniformBuffer(runtime, words, 'lse correction');
+  const code = lseCorrectionWgsl(ops.qPadded.dtype === 'float16' ? 'f16' : 'f32', Dp);
+  recordDispatch(
+    runtime,
+    pass,
+    code,
+    [params, ops.qPadded.buffer, ops.kMean.buffer, lse.buffer],
+    [Math.ceil(p.tokensQ / 64), p.headsQ, p.batch],
   );
-  step('kernel');
-  plan.record(pass);
-  step('lse');
-  if (p.returnLse && kMean && p.tokensQ > 0) {
-    const st = layoutStrides(p.layout, p.headsQ, p.tokensQ, Dp);
-    const words = new ArrayBuffer(32);
-    new Uint32Array(words).set([p.headsQ, p.headsKv, p.tokensQ, st.token, st.head, st.batch]);
-    new Float32Array(words)[6] = p.smScale;
-    const params = uniformBuffer(runtime, words, 'lse correction');
-    const code = lseCorrectionWgsl(q.dtype === 'float16' ? 'f16' : 'f32', Dp);
-    recordDispatch(
-      runtime,
-      pass,
-      code,
-      [params, q.buffer, kMean.buffer, plan.lse.buffer],
-      [Math.ceil(p.tokensQ / 64), p.headsQ, p.batch],
-    );
-    releases.push(() => params.destroy());
+  return () => params.destroy();
+}
+
+export function sageAttentionGpu(
+  qIn: GpuTensor,
+  kIn: GpuTensor,
+  vIn: GpuTensor,
+  resolved: ResolvedSage,
+  profile?: SageGpuProfile,
+): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
+  const { problem: p } = resolved;
+  const runtime = qIn.runtime;
+  const enc = runtime.device.createCommandEncoder();
+  let pass = enc.beginComputePass(profile?.pass('pad'));
+  // a new pass per step when profiled (a pass boundary orders the steps as the dispatches' barriers do)
+  const step = (name: string) => {
+    if (profile) {
+      pass.end();
+      pass = enc.beginComputePass(profile.pass(name));
+    }
+    return pass;
+  };
+  let ops: SageGpuOperands;
+  try {
+    ops = recordSageOperandsGpu(qIn, kIn, vIn, resolved, pass, step);
+  } catch (e) {
+    pass.end();
+    throw e;
   }
+  const plan = planSageKernelGpu(ops.q, ops.k, ops.v, {
+    layout: p.layout,
+    causal: p.causal,
+    causalAlignment: p.causalAlignment,
+    smScale: p.smScale,
+    returnLse: p.returnLse,
+    ...ops.kernel,
+  });
+  plan.record(step('kernel'));
+  const releases: (() => void)[] = [];
+  if (p.returnLse) releases.push(recordLseCorrectionGpu(ops, p, plan.lse, step('lse')));
   let out = plan.out;
   step('slice');
-  if (Dp !== D) {
-    const sliced = recordResizeLastDim(plan.out, D, pass);
-    releases.push(sliced.release);
-    temporaries.push(plan.out);
+  if (ops.paddedHeadDim !== p.headDim) {
+    const sliced = recordResizeLastDim(plan.out, p.headDim, pass);
+    releases.push(sliced.release, () => plan.out.destroy());
     out = sliced.out;
   }
   pass.end();
   profile?.finish(enc);
   runtime.device.queue.submit([enc.finish()]);
   plan.destroyTemporaries();
+  ops.release();
   for (const r of releases) r();
-  for (const t of temporaries) t.destroy();
   if (p.returnLse) return { out, lse: plan.lse };
   plan.lse.destroy();
   return out;

@@ -15,7 +15,18 @@
 import { UnsupportedOptionError } from '../../core/errors.js';
 import { Tensor } from '../../core/tensor.js';
 import { BUFFER_USAGE, GpuTensor, download, upload } from '../../gpu/gpu-tensor.js';
-import { type GpuAttentionPlan, assertGpuFloatOperands, buildFlashPlan, chooseTier } from '../dense-gpu.js';
+import type { GpuRuntime } from '../../gpu/runtime.js';
+import { recordResizeLastDim } from '../../gpu/pad-last-dim.js';
+import {
+  type FlashVariant,
+  type GpuAttentionPlan,
+  assertGpuFloatOperands,
+  buildFlashPlan,
+  chooseTier,
+} from '../dense-gpu.js';
+import { planSageKernelGpu } from '../sage/kernel-gpu.js';
+import { resolveSageOptions } from '../sage/options.js';
+import { recordLseCorrectionGpu, recordSageOperandsGpu } from '../sage/sage-attention-gpu.js';
 import { mmaBlockQ } from '../flash-wgsl-mma.js';
 import type { AttentionWithLse } from '../options.js';
 import { type BlockSparseLayout, layoutDensity } from './block-layout.js';
@@ -135,12 +146,34 @@ export function planWithLayoutWords(
   }
   if (opts.sage !== undefined) {
     throw new UnsupportedOptionError(
-      'SageAttention quantization of the block-sparse kernel runs on the CPU backend; download() the tensors, or drop sage',
+      'a block-sparse plan takes float operands; with sage, call blockSparseAttention on the GPU tensors (it quantizes and runs the kernel in one submission)',
     );
   }
   const runtime = assertGpuFloatOperands(q, k, v, p);
   const tier = chooseTier(runtime, p, opts.tier);
-  const { variable } = layout;
+  const sparse = sparseVariant(runtime, pv, layout);
+  const plan = buildFlashPlan(runtime, p, tier, [q, k, v], opts.mma, undefined, undefined, sparse.variant);
+  return {
+    ...plan,
+    stats: { density: layout.density, pvCounts: sparse.pvCounts },
+    destroyTemporaries() {
+      plan.destroyTemporaries();
+      sparse.release();
+    },
+  };
+}
+
+/**
+ * The block-sparse kernels as a variant of the flash plan over `layout`: the sparse parameter block,
+ * the stage-2 counters, the tile shape (a fixed layout's whole query block where the kernel can take
+ * it) and the generators.
+ */
+function sparseVariant(
+  runtime: GpuRuntime,
+  pv: ReturnType<typeof resolveBlockSparseOptions>['pv'],
+  layout: GpuLayoutWords,
+): { variant: FlashVariant; pvCounts: GpuTensor<'int32'> | undefined; release: () => void } {
+  const isVariable = layout.variable;
   const fixedRows = layout.blockQ ?? DEFAULT_TILE_Q;
   const pvRows = (tileRows: number, unit: number) => {
     if (!pv.thresholds) return 0;
@@ -167,26 +200,176 @@ export function planWithLayoutWords(
     { binding: 21, resource: { buffer: layout.words.buffer } },
   ];
   if (pvCounts) extraEntries.push({ binding: 22, resource: { buffer: pvCounts.buffer } });
-
   const fixed = layout.blockQ !== undefined;
   const mmaWarps = fixed && fixedRows % 16 === 0 && fixedRows <= 256 ? fixedRows / 16 : 8;
-  const plan = buildFlashPlan(runtime, p, tier, [q, k, v], opts.mma, undefined, undefined, {
-    mmaOverrides: { warps: mmaWarps, rowsPerWarp: 16 },
-    scalarWorkgroup: fixed && fixedRows <= MAX_SCALAR_ROWS ? fixedRows : DEFAULT_TILE_Q,
-    workgroupsX: layout.numQBlocks,
-    extraEntries,
-    scalarCode: (cfg) => scalarBlockSparseWgsl(cfg, { variable, pvGroupRows: pvRows(cfg.workgroupSize, 1) }),
-    mmaCode: (cfg) =>
-      mmaBlockSparseWgsl(cfg, { variable, pvGroupRows: pvRows(mmaBlockQ(cfg), cfg.rowsPerWarp) }),
-  });
   return {
-    ...plan,
-    stats: { density: layout.density, pvCounts },
-    destroyTemporaries() {
-      plan.destroyTemporaries();
-      paramsBuf.destroy();
+    variant: {
+      mmaOverrides: { warps: mmaWarps, rowsPerWarp: 16 },
+      scalarWorkgroup: fixed && fixedRows <= MAX_SCALAR_ROWS ? fixedRows : DEFAULT_TILE_Q,
+      workgroupsX: layout.numQBlocks,
+      extraEntries,
+      scalarCode: (cfg) =>
+        scalarBlockSparseWgsl(cfg, { variable: isVariable, pvGroupRows: pvRows(cfg.workgroupSize, 1) }),
+      mmaCode: (cfg) =>
+        mmaBlockSparseWgsl(cfg, {
+          variable: isVariable,
+          pvGroupRows: pvRows(mmaBlockQ(cfg), cfg.rowsPerWarp),
+        }),
     },
+    pvCounts,
+    release: () => paramsBuf.destroy(),
   };
+}
+
+/** What `recordBlockSparseSageGpu` recorded: the outputs, and what to free once submitted. */
+export interface RecordedSparseSage {
+  out: GpuTensor<'float32'>;
+  lse: GpuTensor<'float32'>;
+  stats: GpuBlockSparseStats;
+  /** Frees the temporaries (not out, lse or the stage-2 counters); call after submitting. */
+  release(): void;
+}
+
+/**
+ * Block-sparse attention with SageAttention quantization on the GPU (sparse_attention.md §1.4),
+ * recorded into `pass` over layout words already on the GPU: the preprocessing of sageAttention on the
+ * GPU (sage-attention-gpu.ts recordSageOperandsGpu: K smoothing, Q/K INT8 or INT4 groups, V in FP8 or
+ * INT8) and the block-sparse kernel over the quantized operands, with the LSE's smoothing correction.
+ * The PV accumulators are f32, as in the dense SageAttention kernel on the GPU. NVFP4/MXFP4 Q/K (sage3)
+ * and Q smoothing run on the CPU backend.
+ */
+export function recordBlockSparseSageGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  opts: BlockSparseOptions,
+  layout: GpuLayoutWords,
+  pass: GPUComputePassEncoder,
+): RecordedSparseSage {
+  const { problem: p, pv } = resolveBlockSparseOptions(q, k, v, opts);
+  const runtime = assertGpuFloatOperands(q, k, v, p);
+  if (opts.tileQ !== undefined || opts.tileK !== undefined) {
+    throw new UnsupportedOptionError(
+      'tileQ and tileK tile the CPU kernel; the GPU kernels use their own tiles (plan.tileQ, plan.tileK)',
+    );
+  }
+  const sage = typeof opts.sage === 'string' ? { preset: opts.sage } : opts.sage;
+  if (typeof sage !== 'object' || sage === null) {
+    throw new UnsupportedOptionError(
+      `sage must be a SageAttention preset name ('sage1', 'sage2', 'sage2++', 'sage3') or an options object; got ${JSON.stringify(opts.sage)}`,
+    );
+  }
+  const resolved = resolveSageOptions(q, k, v, { ...sage, layout: p.layout, smScale: p.smScale });
+  const qk = resolved.config.qk.kind;
+  if (qk !== 'int8' && qk !== 'int4') {
+    throw new UnsupportedOptionError(
+      `the GPU block-sparse kernel takes INT8 or INT4 Q/K (sage1, sage2, sage2++); Q/K '${qk}' with block-sparse layouts runs on the CPU backend: download() the tensors`,
+    );
+  }
+  if (resolved.config.smoothQ) {
+    throw new UnsupportedOptionError(
+      'smoothQ (ΔS per query block) is not supported by the GPU block-sparse kernel; it runs on the CPU backend',
+    );
+  }
+  const releases: (() => void)[] = [];
+  const release = () => {
+    for (const r of releases.splice(0)) r();
+  };
+  try {
+    const ops = recordSageOperandsGpu(q, k, v, resolved, pass);
+    releases.push(() => ops.release());
+    const sparse = sparseVariant(runtime, pv, layout);
+    releases.push(sparse.release);
+    const plan = planSageKernelGpu(
+      ops.q,
+      ops.k,
+      ops.v,
+      {
+        layout: p.layout,
+        causal: p.causal,
+        causalAlignment: p.causalAlignment,
+        smScale: p.smScale,
+        returnLse: p.returnLse,
+        tier: opts.tier,
+        mma: opts.mma,
+        ...ops.kernel,
+      },
+      sparse.variant,
+    );
+    releases.push(() => plan.destroyTemporaries());
+    plan.record(pass);
+    if (p.returnLse) releases.push(recordLseCorrectionGpu(ops, resolved.problem, plan.lse, pass));
+    let out = plan.out;
+    if (ops.paddedHeadDim !== p.headDim) {
+      const sliced = recordResizeLastDim(plan.out, p.headDim, pass);
+      releases.push(sliced.release, () => plan.out.destroy());
+      out = sliced.out;
+    }
+    return { out, lse: plan.lse, stats: { density: layout.density, pvCounts: sparse.pvCounts }, release };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+/** blockSparseAttentionGpu with `sage`: a host layout uploaded, then recordBlockSparseSageGpu. */
+function blockSparseSageGpu(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  layout: BlockSparseLayout,
+  opts: BlockSparseOptions,
+):
+  | GpuTensor<'float32'>
+  | AttentionWithLse<GpuTensor<'float32'>>
+  | BlockSparseWithStats<GpuTensor<'float32'>, GpuBlockSparseStats> {
+  const { problem: p, pv } = resolveBlockSparse(q, k, v, layout, opts);
+  const runtime = assertGpuFloatOperands(q, k, v, p);
+  const { words, params } = packSparseLayout(layout, p, pv);
+  const wordsGpu = upload(
+    runtime,
+    new Tensor(new Int32Array(words.buffer), [words.length], 'int32'),
+    'sparse layout',
+  );
+  const density = layoutDensity(layout, {
+    causal: p.causal,
+    causalAlignment: p.causalAlignment,
+    batch: p.batch,
+    heads: p.headsQ,
+  });
+  const enc = runtime.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  let rec: RecordedSparseSage;
+  try {
+    rec = recordBlockSparseSageGpu(
+      q,
+      k,
+      v,
+      opts,
+      {
+        words: wordsGpu,
+        params,
+        variable: layout.kind === 'variable',
+        blockQ: layout.kind === 'fixed' ? layout.blockQ : undefined,
+        numQBlocks: rowsPerSet(layout),
+        density,
+      },
+      pass,
+    );
+  } catch (e) {
+    pass.end();
+    wordsGpu.destroy();
+    throw e;
+  }
+  pass.end();
+  runtime.device.queue.submit([enc.finish()]);
+  rec.release();
+  wordsGpu.destroy();
+  const { out, lse, stats } = rec;
+  if (!p.returnLse) lse.destroy();
+  if (opts.returnStats) return p.returnLse ? { out, lse, stats } : { out, stats };
+  stats.pvCounts?.destroy();
+  return p.returnLse ? { out, lse } : out;
 }
 
 function rowsPerSet(layout: BlockSparseLayout): number {
@@ -207,6 +390,7 @@ export function blockSparseAttentionGpu(
   | GpuTensor<'float32'>
   | AttentionWithLse<GpuTensor<'float32'>>
   | BlockSparseWithStats<GpuTensor<'float32'>, GpuBlockSparseStats> {
+  if (opts.sage !== undefined) return blockSparseSageGpu(q, k, v, layout, opts);
   const plan = planBlockSparseGpu(q, k, v, layout, opts);
   const runtime = plan.out.runtime;
   const enc = runtime.device.createCommandEncoder();

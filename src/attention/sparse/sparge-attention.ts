@@ -13,8 +13,8 @@
  * Two deliberate departures, both documented where they apply: (1) `causal` also masks the diagonal
  * blocks token by token (the reference passes is_causal = False to its kernel, so within a kept
  * diagonal block a query sees later keys); (2) the kernel computes in float unless `sage` asks for the
- * reference's quantization (e.g. 'sage1' for its sm80 path), because sparq's quantized block-sparse
- * kernel exists on the CPU only.
+ * reference's quantization (e.g. 'sage1' for its sm80 path; INT8/INT4 Q/K on the GPU too, sage3 on the
+ * CPU only).
  *
  * GPU tensors: stage 1 runs on the GPU too (sparge-block-map-gpu.ts, float32: a block within float32
  * rounding of a threshold may be decided differently from the CPU's float64 scores) and writes the
@@ -28,7 +28,11 @@ import { assertOptionKeys } from '../../quant/option-checks.js';
 import type { AttentionProblem, AttentionResult, AttentionWithLse } from '../options.js';
 import { resolveAttentionProblem } from '../options.js';
 import { blockSparseAttentionCpu } from './block-sparse-cpu.js';
-import { type GpuBlockSparseStats, planWithLayoutWords } from './block-sparse-gpu.js';
+import {
+  type GpuBlockSparseStats,
+  planWithLayoutWords,
+  recordBlockSparseSageGpu,
+} from './block-sparse-gpu.js';
 import { layoutDensity } from './block-layout.js';
 import { SPARSE_PARAMS_BYTES } from './block-sparse-wgsl-layout.js';
 import { type GpuSpargeMap, planSpargeBlockMapGpu } from './sparge-block-map-gpu.js';
@@ -318,32 +322,39 @@ async function spargeAttentionGpu(
     opts.pvExemptLast ?? 2,
     0,
   ]);
-  let plan;
+  const kernelOpts = { ...r.kernelOpts, returnLse: opts.returnLse ?? false };
+  const layoutWords = {
+    words: map.words,
+    params,
+    variable: false,
+    blockQ: resolved.blockQ,
+    numQBlocks: map.qBlocks,
+    density: NaN,
+  };
+  // float operands through the block-sparse plan; with `sage`, quantization and kernel recorded together
+  let plan: {
+    out: GpuTensor<'float32'>;
+    lse: GpuTensor<'float32'>;
+    stats: GpuBlockSparseStats;
+    release(): void;
+  };
   try {
-    plan = planWithLayoutWords(
-      q,
-      k,
-      v,
-      { ...r.kernelOpts, returnLse: opts.returnLse ?? false },
-      {
-        words: map.words,
-        params,
-        variable: false,
-        blockQ: resolved.blockQ,
-        numQBlocks: map.qBlocks,
-        density: NaN,
-      },
-    );
+    if (kernelOpts.sage !== undefined) {
+      plan = recordBlockSparseSageGpu(q, k, v, kernelOpts, layoutWords, pass);
+    } else {
+      const p = planWithLayoutWords(q, k, v, kernelOpts, layoutWords);
+      p.record(pass);
+      plan = { out: p.out, lse: p.lse, stats: p.stats, release: () => p.destroyTemporaries() };
+    }
   } catch (e) {
     pass.end();
     map.release();
     map.words.destroy();
     throw e;
   }
-  plan.record(pass);
   pass.end();
   runtime.device.queue.submit([enc.finish()]);
-  plan.destroyTemporaries();
+  plan.release();
   const out = plan.out;
   const lse = opts.returnLse ? plan.lse : undefined;
   if (!opts.returnLse) plan.lse.destroy();

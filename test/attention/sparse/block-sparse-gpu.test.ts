@@ -7,6 +7,7 @@ import type { GpuTier } from '../../../src/gpu/capabilities.js';
 import { download, upload, type GpuTensor } from '../../../src/gpu/gpu-tensor.js';
 import type { GpuRuntime } from '../../../src/gpu/runtime.js';
 import { metrics } from '../../../src/attention/metrics.js';
+import type { AttentionWithLse } from '../../../src/attention/options.js';
 import { blockSparseAttention } from '../../../src/attention/sparse/block-sparse.js';
 import { planBlockSparseGpu, readBlockSparseStats } from '../../../src/attention/sparse/block-sparse-gpu.js';
 import type { BlockSparseLayout } from '../../../src/attention/sparse/block-layout.js';
@@ -178,7 +179,7 @@ test('GPU block-sparse rejects CPU-only options and mixed tensors', { skip }, ()
   const [q, k, v] = [qkv.q, qkv.k, qkv.v].map((t) => upload(rt, t));
   const layout = denseLayout({ nq: 8, nk: 8, blockQ: 4, blockK: 4 });
   assert.throws(() => blockSparseAttention(q, k, v, layout, { tileK: 4 }), UnsupportedOptionError);
-  assert.throws(() => blockSparseAttention(q, k, v, layout, { sage: 'sage1' }), UnsupportedOptionError);
+  assert.throws(() => blockSparseAttention(q, k, v, layout, { sage: 'sage3' }), UnsupportedOptionError);
   assert.throws(() => blockSparseAttention(q, k, v, layout, { nanPolicy: 'error' }), UnsupportedOptionError);
   assert.throws(() => blockSparseAttention(q, qkv.k as never, v, layout), UnsupportedOptionError);
   assert.throws(
@@ -187,3 +188,99 @@ test('GPU block-sparse rejects CPU-only options and mixed tensors', { skip }, ()
   );
   for (const t of [q, k, v]) t.destroy();
 });
+
+test(
+  'Sage quantization in the GPU block-sparse kernel equals the CPU block-sparse Sage steps (sage1, sage2, sage2++, INT4; fixed and variable layouts; causal; odd head dim)',
+  { skip },
+  async () => {
+    const configs: {
+      name: string;
+      dims: CaseDims;
+      layout: (nq: number, nk: number) => BlockSparseLayout;
+      opts: BlockSparseOptions;
+    }[] = [
+      {
+        name: 'sage1, fixed 64×32',
+        dims: { batch: 1, headsQ: 2, tokensQ: 150, tokensKv: 150, headDim: 64 },
+        layout: (nq, nk) => randomFixedLayout({ batch: 1, heads: 2, nq, nk, blockQ: 64, blockK: 32 }, 0.5, 3),
+        opts: { sage: 'sage1' },
+      },
+      {
+        name: 'sage2, fixed, causal, GQA',
+        dims: { batch: 1, headsQ: 4, headsKv: 2, tokensQ: 130, tokensKv: 130, headDim: 64 },
+        layout: (nq, nk) => randomFixedLayout({ batch: 1, heads: 4, nq, nk, blockQ: 64, blockK: 64 }, 0.6, 4),
+        opts: { sage: 'sage2', causal: true },
+      },
+      {
+        name: 'sage2++, variable clusters',
+        dims: { batch: 1, headsQ: 2, tokensQ: 120, tokensKv: 140, headDim: 64 },
+        layout: (nq, nk) => randomVariableLayout({ batch: 1, heads: 2, nq, nk, cq: 5, ck: 7 }, 0.5, 5),
+        opts: { sage: 'sage2++' },
+      },
+      {
+        name: 'INT4 per-thread Q/K, head dim 40 (padded to 64)',
+        dims: { batch: 1, headsQ: 2, tokensQ: 100, tokensKv: 100, headDim: 40 },
+        layout: (nq, nk) => randomFixedLayout({ batch: 1, heads: 2, nq, nk, blockQ: 64, blockK: 32 }, 0.7, 6),
+        opts: { sage: { preset: 'sage2', qk: { kind: 'int4', granularity: 'per-thread' } } },
+      },
+    ];
+    for (const c of configs) {
+      const qkv = gaussianQkv(c.dims, 21);
+      const layout = c.layout(c.dims.tokensQ, c.dims.tokensKv ?? c.dims.tokensQ);
+      const [q, k, v] = [qkv.q, qkv.k, qkv.v].map((t) => upload(rt, t)) as GpuTensor[];
+      // the float plan of the same shape says which key tile the kernels step by
+      const probe = planBlockSparseGpu(q, k, v, layout, { causal: c.opts.causal });
+      const tileK = probe.tileK;
+      probe.destroyTemporaries();
+      for (const t of [probe.out, probe.lse]) t.destroy();
+      const res = blockSparseAttention(q, k, v, layout, { ...c.opts, returnLse: true }) as AttentionWithLse<
+        GpuTensor<'float32'>
+      >;
+      const out = await download(res.out);
+      const lse = await download(res.lse);
+      const cpu = blockSparseAttention(qkv.q, qkv.k, qkv.v, layout, {
+        ...c.opts,
+        sage:
+          typeof c.opts.sage === 'string'
+            ? { preset: c.opts.sage, pvAccum: 'fp32' }
+            : { ...c.opts.sage, pvAccum: 'fp32' },
+        returnLse: true,
+        tileK,
+      }) as AttentionWithLse<Tensor<'float32'>>;
+      const err = metrics.relL1(out, cpu.out);
+      assert.ok(err < 2e-3, `${c.name}: relative L1 to the CPU steps ${err} (${adapterLabel(rt)})`);
+      // rows that see no kept key have LSE −∞ on both; the others agree to float rounding
+      let lerr = 0;
+      for (let i = 0; i < lse.size; i++) {
+        const [a, b] = [lse.data[i] as number, cpu.lse.data[i] as number];
+        if (b === -Infinity) assert.equal(a, -Infinity, `${c.name}: LSE row ${i}`);
+        else lerr = Math.max(lerr, Math.abs(a - b) / Math.max(1, Math.abs(b)));
+      }
+      assert.ok(lerr < 1e-5, `${c.name}: LSE relative error ${lerr}`);
+      // and the quantization is really there: the float kernel differs from it
+      const float = blockSparseAttention(qkv.q, qkv.k, qkv.v, layout, {
+        causal: c.opts.causal,
+      }) as Tensor<'float32'>;
+      assert.ok(metrics.relL1(out, float) > 1e-4, `${c.name}: no trace of quantization`);
+      for (const t of [q, k, v, res.out, res.lse]) t.destroy();
+    }
+  },
+);
+
+test(
+  'Sage in the GPU block-sparse kernel refuses what runs on the CPU only, with typed errors',
+  { skip },
+  () => {
+    const dims = { batch: 1, headsQ: 1, tokensQ: 64, tokensKv: 64, headDim: 32 };
+    const qkv = gaussianQkv(dims, 2);
+    const layout = denseLayout({ batch: 1, heads: 1, nq: 64, nk: 64, blockQ: 64, blockK: 64 });
+    const [q, k, v] = [qkv.q, qkv.k, qkv.v].map((t) => upload(rt, t)) as GpuTensor[];
+    assert.throws(() => blockSparseAttention(q, k, v, layout, { sage: 'sage3' }), /INT8 or INT4 Q\/K/);
+    assert.throws(
+      () => blockSparseAttention(q, k, v, layout, { sage: { preset: 'sage2', smoothQ: true } }),
+      /smoothQ/,
+    );
+    assert.throws(() => planBlockSparseGpu(q, k, v, layout, { sage: 'sage1' }), UnsupportedOptionError);
+    for (const t of [q, k, v]) t.destroy();
+  },
+);

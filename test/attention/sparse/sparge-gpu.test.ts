@@ -11,6 +11,8 @@ import {
 } from '../../../src/attention/sparse/sparge-attention.js';
 import { spargeBlockMap } from '../../../src/attention/sparse/sparge-block-map.js';
 import { hilbertOrder3d } from '../../../src/attention/sparse/token-orders.js';
+import { planBlockSparseGpu } from '../../../src/attention/sparse/block-sparse-gpu.js';
+import { denseLayout } from '../../../src/attention/sparse/layout-builders.js';
 import { testGpu } from '../../gpu/harness.js';
 import { as, gaussianQkv, type CaseDims } from '../cases.js';
 
@@ -132,3 +134,40 @@ test('GPU SpargeAttn without stats returns GPU tensors; token orders are host-on
   );
   for (const t of [q, k, v, out]) t.destroy();
 });
+
+test(
+  'GPU SpargeAttn with Sage quantization (sage1, sage2) equals the CPU SpargeAttn with the same quantization',
+  { skip },
+  async () => {
+    const dims: CaseDims = { batch: 1, headsQ: 2, tokensQ: 256, headDim: 64 };
+    const host = structured(dims, 5);
+    const [q, k, v] = [host.q, host.k, host.v].map((t) => upload(rt, t)) as GpuTensor[];
+    // the key tile the GPU kernels step by, from the float plan of the same shape (stage 2 decides per tile)
+    const probe = planBlockSparseGpu(
+      q,
+      k,
+      v,
+      denseLayout({ batch: 1, heads: 2, nq: 256, nk: 256, blockQ: 64, blockK: 32 }),
+    );
+    const tileK = probe.tileK;
+    probe.destroyTemporaries();
+    for (const t of [probe.out, probe.lse]) t.destroy();
+    for (const preset of ['sage1', 'sage2'] as const) {
+      const opts = { blockQ: 64, blockK: 32 } as const;
+      const res = await spargeAttention(q, k, v, { ...opts, sage: preset, returnStats: true });
+      const out = await download(res.out);
+      const cpu = spargeAttention(host.q, host.k, host.v, {
+        ...opts,
+        sage: { preset, pvAccum: 'fp32' },
+        tileK,
+      });
+      const err = metrics.relL1(out, cpu);
+      assert.ok(err < 2e-3, `${preset}: GPU vs CPU relative L1 ${err}`);
+      const float = spargeAttention(host.q, host.k, host.v, opts);
+      assert.ok(metrics.relL1(out, float) > 1e-4, `${preset}: no trace of quantization`);
+      res.out.destroy();
+      res.stats.kernel.pvCounts?.destroy();
+    }
+    for (const t of [q, k, v]) t.destroy();
+  },
+);
