@@ -28,8 +28,14 @@
  */
 import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { layoutDensity, type BlockSparseLayout } from '../src/attention/sparse/block-layout.js';
-import { planBlockSparseGpu, planWithLayoutWords } from '../src/attention/sparse/block-sparse-gpu.js';
-import { SPARSE_PARAMS_BYTES } from '../src/attention/sparse/block-sparse-wgsl-layout.js';
+import {
+  type RecordedSparseSage,
+  planBlockSparseGpu,
+  planWithLayoutWords,
+  recordBlockSparseSageGpu,
+} from '../src/attention/sparse/block-sparse-gpu.js';
+import { resolveBlockSparse } from '../src/attention/sparse/block-sparse-options.js';
+import { SPARSE_PARAMS_BYTES, packSparseLayout } from '../src/attention/sparse/block-sparse-wgsl-layout.js';
 import { resolveSpargeMapCall } from '../src/attention/sparse/sparge-block-map.js';
 import { planSpargeBlockMapGpu } from '../src/attention/sparse/sparge-block-map-gpu.js';
 import type { BlockSparseOptions } from '../src/attention/sparse/block-sparse-options.js';
@@ -37,7 +43,7 @@ import { bandLayout, layoutFromBlockMap } from '../src/attention/sparse/layout-b
 import { Rng } from '../src/core/rng.js';
 import { Tensor } from '../src/core/tensor.js';
 import { describeAdapter } from '../src/gpu/capabilities.js';
-import { download, type GpuTensor } from '../src/gpu/gpu-tensor.js';
+import { download, upload, type GpuTensor } from '../src/gpu/gpu-tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
 import { randomGpu } from './gpu-data.js';
@@ -126,6 +132,52 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               `density ${density.toFixed(3)}, ${t.kernelMs.toFixed(3)} ms vs dense ${dense.kernelMs.toFixed(3)} ms; ` +
               `t / (density · t_dense) = ${ratio.toFixed(3)} (target ≤ 1.2); ` +
               `work rate ${((density * flops) / (t.kernelMs * 1e-3) / 1e12).toFixed(1)} TOPS (${t.method})`,
+          });
+        }
+        // Sage quantization inside the block-sparse kernel (sage1: INT8 per-block Q/K, fp16 P; sage2:
+        // INT8 per-thread Q/K, E4M3 P and V), quantization of q, k, v included in the timed work
+        for (const preset of ['sage1', 'sage2'] as const) {
+          const layout = randomBlocks(heads, tokens, 0.3, 7);
+          const density = layoutDensity(layout, { heads });
+          const sparseOpts: BlockSparseOptions = { sage: preset };
+          const { problem: sp, pv } = resolveBlockSparse(q, k, v, layout, sparseOpts);
+          const { words, params } = packSparseLayout(layout, sp, pv);
+          const wordsGpu = upload(rt, new Tensor(new Int32Array(words.buffer), [words.length], 'int32'));
+          const recorded: RecordedSparseSage[] = [];
+          const layoutWords = {
+            words: wordsGpu,
+            params,
+            variable: false,
+            blockQ: BLOCK_Q,
+            numQBlocks: Math.ceil(tokens / BLOCK_Q),
+            density,
+          };
+          const t = await timeCompute(
+            rt,
+            (pass) => recorded.push(recordBlockSparseSageGpu(q, k, v, sparseOpts, layoutWords, pass)),
+            { batches: ctx.quick ? 3 : 5 },
+          );
+          for (const r of recorded) {
+            r.release();
+            r.out.destroy();
+            r.lse.destroy();
+          }
+          wordsGpu.destroy();
+          const ratio = t.kernelMs / (density * dense.kernelMs);
+          console.error(
+            `${label} random 0.3 + ${preset}: ${t.kernelMs.toFixed(3)} ms, ratio ${ratio.toFixed(3)}`,
+          );
+          rows.push({
+            area: 'sparse',
+            name: `${label} blocks ${BLOCK_Q}×${BLOCK_K} random 0.3 + ${preset} (quantization included)`,
+            value: flops / (t.kernelMs * 1e-3) / 1e12,
+            unit: 'TOPS (dense-equivalent)',
+            backend: 'webgpu',
+            tier,
+            device,
+            notes:
+              `density ${density.toFixed(3)}, ${t.kernelMs.toFixed(3)} ms (K mean, Q/K${preset === 'sage2' ? ' and V' : ''} quantization, kernel) vs dense ${dense.kernelMs.toFixed(3)} ms; ` +
+              `t / (density · t_dense) = ${ratio.toFixed(3)} (${t.method})`,
           });
         }
         if (want(`${label} sparge`))
