@@ -33,9 +33,9 @@ import {
   planBlockSparseGpu,
   planWithLayoutWords,
   recordBlockSparseSageGpu,
+  uploadLayoutWords,
 } from '../src/attention/sparse/block-sparse-gpu.js';
-import { resolveBlockSparse } from '../src/attention/sparse/block-sparse-options.js';
-import { SPARSE_PARAMS_BYTES, packSparseLayout } from '../src/attention/sparse/block-sparse-wgsl-layout.js';
+import { SPARSE_PARAMS_BYTES } from '../src/attention/sparse/block-sparse-wgsl-layout.js';
 import { resolveSpargeMapCall } from '../src/attention/sparse/sparge-block-map.js';
 import { planSpargeBlockMapGpu } from '../src/attention/sparse/sparge-block-map-gpu.js';
 import type { BlockSparseOptions } from '../src/attention/sparse/block-sparse-options.js';
@@ -140,18 +140,8 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           const layout = randomBlocks(heads, tokens, 0.3, 7);
           const density = layoutDensity(layout, { heads });
           const sparseOpts: BlockSparseOptions = { sage: preset };
-          const { problem: sp, pv } = resolveBlockSparse(q, k, v, layout, sparseOpts);
-          const { words, params } = packSparseLayout(layout, sp, pv);
-          const wordsGpu = upload(rt, new Tensor(new Int32Array(words.buffer), [words.length], 'int32'));
+          const layoutWords = uploadLayoutWords(q, k, v, layout, sparseOpts);
           const recorded: RecordedSparseSage[] = [];
-          const layoutWords = {
-            words: wordsGpu,
-            params,
-            variable: false,
-            blockQ: BLOCK_Q,
-            numQBlocks: Math.ceil(tokens / BLOCK_Q),
-            density,
-          };
           const t = await timeCompute(
             rt,
             (pass) => recorded.push(recordBlockSparseSageGpu(q, k, v, sparseOpts, layoutWords, pass)),
@@ -162,7 +152,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
             r.out.destroy();
             r.lse.destroy();
           }
-          wordsGpu.destroy();
+          layoutWords.words.destroy();
           const ratio = t.kernelMs / (density * dense.kernelMs);
           console.error(
             `${label} random 0.3 + ${preset}: ${t.kernelMs.toFixed(3)} ms, ratio ${ratio.toFixed(3)}`,

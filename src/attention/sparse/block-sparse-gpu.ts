@@ -76,30 +76,11 @@ export function planBlockSparseGpu(
   layout: BlockSparseLayout,
   opts: BlockSparseOptions = {},
 ): GpuBlockSparsePlan {
-  const { problem: p, pv } = resolveBlockSparse(q, k, v, layout, opts);
-  const runtime = assertGpuFloatOperands(q, k, v, p);
-  const { words, params } = packSparseLayout(layout, p, pv);
-  const wordsGpu = upload(
-    runtime,
-    new Tensor(new Int32Array(words.buffer), [words.length], 'int32'),
-    'sparse layout',
-  );
-  const density = layoutDensity(layout, {
-    causal: p.causal,
-    causalAlignment: p.causalAlignment,
-    batch: p.batch,
-    heads: p.headsQ,
-  });
+  const words = uploadLayoutWords(q, k, v, layout, opts);
+  const wordsGpu = words.words;
   let plan: GpuBlockSparsePlan;
   try {
-    plan = planWithLayoutWords(q, k, v, opts, {
-      words: wordsGpu,
-      params,
-      variable: layout.kind === 'variable',
-      blockQ: layout.kind === 'fixed' ? layout.blockQ : undefined,
-      numQBlocks: rowsPerSet(layout),
-      density,
-    });
+    plan = planWithLayoutWords(q, k, v, opts, words);
   } catch (e) {
     wordsGpu.destroy();
     throw e;
@@ -110,6 +91,36 @@ export function planBlockSparseGpu(
       plan.destroyTemporaries();
       wordsGpu.destroy();
     },
+  };
+}
+
+/** A host layout as layout words on the GPU, with its parameters and density (the caller frees `words`). */
+export function uploadLayoutWords(
+  q: GpuTensor,
+  k: GpuTensor,
+  v: GpuTensor,
+  layout: BlockSparseLayout,
+  opts: BlockSparseOptions,
+): GpuLayoutWords {
+  const { problem: p, pv } = resolveBlockSparse(q, k, v, layout, opts);
+  const runtime = assertGpuFloatOperands(q, k, v, p);
+  const { words, params } = packSparseLayout(layout, p, pv);
+  return {
+    words: upload(
+      runtime,
+      new Tensor(new Int32Array(words.buffer), [words.length], 'int32'),
+      'sparse layout',
+    ),
+    params,
+    variable: layout.kind === 'variable',
+    blockQ: layout.kind === 'fixed' ? layout.blockQ : undefined,
+    numQBlocks: rowsPerSet(layout),
+    density: layoutDensity(layout, {
+      causal: p.causal,
+      causalAlignment: p.causalAlignment,
+      batch: p.batch,
+      heads: p.headsQ,
+    }),
   };
 }
 
@@ -323,39 +334,15 @@ function blockSparseSageGpu(
   | GpuTensor<'float32'>
   | AttentionWithLse<GpuTensor<'float32'>>
   | BlockSparseWithStats<GpuTensor<'float32'>, GpuBlockSparseStats> {
-  const { problem: p, pv } = resolveBlockSparse(q, k, v, layout, opts);
-  const runtime = assertGpuFloatOperands(q, k, v, p);
-  const { words, params } = packSparseLayout(layout, p, pv);
-  const wordsGpu = upload(
-    runtime,
-    new Tensor(new Int32Array(words.buffer), [words.length], 'int32'),
-    'sparse layout',
-  );
-  const density = layoutDensity(layout, {
-    causal: p.causal,
-    causalAlignment: p.causalAlignment,
-    batch: p.batch,
-    heads: p.headsQ,
-  });
+  const { problem: p } = resolveBlockSparse(q, k, v, layout, opts);
+  const words = uploadLayoutWords(q, k, v, layout, opts);
+  const wordsGpu = words.words;
+  const runtime = wordsGpu.runtime;
   const enc = runtime.device.createCommandEncoder();
   const pass = enc.beginComputePass();
   let rec: RecordedSparseSage;
   try {
-    rec = recordBlockSparseSageGpu(
-      q,
-      k,
-      v,
-      opts,
-      {
-        words: wordsGpu,
-        params,
-        variable: layout.kind === 'variable',
-        blockQ: layout.kind === 'fixed' ? layout.blockQ : undefined,
-        numQBlocks: rowsPerSet(layout),
-        density,
-      },
-      pass,
-    );
+    rec = recordBlockSparseSageGpu(q, k, v, opts, words, pass);
   } catch (e) {
     pass.end();
     wordsGpu.destroy();

@@ -117,8 +117,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     logit[t] = x;
     keep[t] = kk;
     workgroupBarrier();
-    // the tile's maxima of this row (every lane of the row computes the same values)
-    var tm = array<f32, 3>(-1e30, -1e30, -1e30);
+${tileSoftmaxTailWgsl(D, 'let vv = ldv(base(s, j0 + u) + c);')}}`;
+}
+
+/**
+ * The part of a tile the split and staged kernels share: the row's three tile maxima (every lane of
+ * the row computes the same values), the rescale, the three weights per (row, key), the weighted sums
+ * of V on the lane's channels (`vLoad` defines `vv` for key j0 + u, channel c), and after the key loop
+ * the chunk's partial states. Expects x, kk, m, l, acc, r, lane, j0, k1, s, rowIdx, chunk, validRow.
+ */
+function tileSoftmaxTailWgsl(D: number, vLoad: string): string {
+  const KT = SPLIT_KEYS;
+  const cpl = Math.ceil(D / KT);
+  return /* wgsl */ `    var tm = array<f32, 3>(-1e30, -1e30, -1e30);
     for (var u = 0u; u < ${KT}u; u++) {
       let xu = logit[r * ${KT}u + u];
       let ku = keep[r * ${KT}u + u];
@@ -148,11 +159,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       l[0] += pf;
       l[1] += ps;
       l[2] += pt;
-      let vb = base(s, j0 + u);
       for (var cc = 0u; cc < ${cpl}u; cc++) {
         let c = lane + cc * ${KT}u;
         if (c < ${D}u) {
-          let vv = ldv(vb + c);
+          ${vLoad}
           acc[cc] += pf * vv;
           acc[${cpl}u + cc] += ps * vv;
           acc[${2 * cpl}u + cc] += pt * vv;
@@ -171,7 +181,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
   }
-}`;
+`;
 }
 
 /**
@@ -287,59 +297,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     logit[t] = x;
     keep[t] = kk;
     workgroupBarrier();
-    var tm = array<f32, 3>(-1e30, -1e30, -1e30);
-    for (var u = 0u; u < ${KT}u; u++) {
-      let xu = logit[r * ${KT}u + u];
-      let ku = keep[r * ${KT}u + u];
-      if ((ku & 1u) != 0u) { tm[0] = max(tm[0], xu); }
-      if ((ku & 2u) != 0u) { tm[1] = max(tm[1], xu); }
-      if ((ku & 4u) != 0u) { tm[2] = max(tm[2], xu); }
-    }
-    var sc = array<f32, 3>(1.0, 1.0, 1.0);
-    for (var k = 0u; k < 3u; k++) {
-      let mn = max(m[k], tm[k]);
-      sc[k] = exp(m[k] - mn);
-      m[k] = mn;
-    }
-    wf[t] = select(0.0, exp(x - m[0]), (kk & 1u) != 0u);
-    ws[t] = select(0.0, exp(x - m[1]), (kk & 2u) != 0u);
-    wt[t] = select(0.0, exp(x - m[2]), (kk & 4u) != 0u);
-    workgroupBarrier();
-    for (var k = 0u; k < 3u; k++) {
-      l[k] *= sc[k];
-      for (var cc = 0u; cc < ${cpl}u; cc++) { acc[k * ${cpl}u + cc] *= sc[k]; }
-    }
-    let cnt = min(${KT}u, k1 - j0);
-    for (var u = 0u; u < cnt; u++) {
-      let pf = wf[r * ${KT}u + u];
-      let ps = ws[r * ${KT}u + u];
-      let pt = wt[r * ${KT}u + u];
-      l[0] += pf;
-      l[1] += ps;
-      l[2] += pt;
-      for (var cc = 0u; cc < ${cpl}u; cc++) {
-        let c = lane + cc * ${KT}u;
-        if (c < ${D}u) {
-          ${vLoad}
-          acc[cc] += pf * vv;
-          acc[${cpl}u + cc] += ps * vv;
-          acc[${2 * cpl}u + cc] += pt * vv;
-        }
-      }
-    }
-  }
-  if (validRow) {
-    let chunks = (P.n + P.kpc - 1u) / P.kpc;
-    for (var k = 0u; k < 3u; k++) {
-      let o = (((s * P.rows + rowIdx) * chunks + chunk) * 3u + k) * ${D + 2}u;
-      if (lane == 0u) { Part[o] = m[k]; Part[o + 1u] = l[k]; }
-      for (var cc = 0u; cc < ${cpl}u; cc++) {
-        let c = lane + cc * ${KT}u;
-        if (c < ${D}u) { Part[o + 2u + c] = acc[k * ${cpl}u + cc]; }
-      }
-    }
-  }
-}`;
+${tileSoftmaxTailWgsl(D, vLoad)}}`;
 }
 
 /** Merges a (row, head)'s chunk states into the three outputs and writes the two squared errors. */
