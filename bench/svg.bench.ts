@@ -50,6 +50,11 @@
  * workgroup's 8 rows loads every K element itself, one f16 per load with the 32 lanes 2·D bytes apart,
  * so the logits are bound by L1 traffic (about 16 × the bytes used); staged, a tile's K and V are read
  * once, coalesced, and the logits take D/8 vec4 loads per key.
+ *
+ * Prediction for the variable-block kernel with 16-key steps (mma blockK 16, 2026-12-02): key clusters
+ * hold N/500 tokens, so 32-key steps fill 52 % of their slots at 16k and 68 % at 32k, 16-key steps 69 %
+ * and 81 %; with twice the per-step overhead (barriers, max and rescale) the kernel time changes by
+ * −10..−20 % at 16k and −5..+10 % at 32k and 64k.
  */
 import { planAttentionGpu } from '../src/attention/dense-gpu.js';
 import { layoutDensity } from '../src/attention/sparse/block-layout.js';
@@ -334,6 +339,21 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           tier,
           `density ${varDensity.toFixed(3)}; t / (density · t_dense) = ${(tVar.kernelMs / (varDensity * dense.kernelMs)).toFixed(3)}`,
         );
+        // A/B on the tensor-core tier: 16-key steps waste less of each short key segment's last step
+        if (tier === 'subgroup-matrix') {
+          const t16 = await timePlan(
+            rt,
+            planBlockSparseGpu(q, k, v, variable, { tier, mma: { blockK: 16 } }),
+            ctx.quick,
+          );
+          row(
+            'SVG2 variable-block kernel (random cluster map, density 0.3), mma blockK 16',
+            t16.kernelMs,
+            'ms',
+            tier,
+            `density ${varDensity.toFixed(3)}; t / (density · t_dense) = ${(t16.kernelMs / (varDensity * dense.kernelMs)).toFixed(3)}`,
+          );
+        }
 
         const cache = new CentroidCache();
         // the cache holds GPU centroids after the first call; cleared below
