@@ -35,6 +35,7 @@ export {
   GpuRuntime,
   type AcquireOptions,
 } from './gpu/runtime.js';
+export { type BufferPoolStats } from './gpu/buffer-pool.js';
 export {
   type GpuCapabilities,
   type GpuTier,
