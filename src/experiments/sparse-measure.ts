@@ -74,6 +74,7 @@ export interface MaskScore {
 export function scoreMask(o: OracleRows, keep: (i: number, j: number) => boolean): MaskScore {
   const { rows, n, d, probs, out, v } = o;
   const masked = new Float64Array(d);
+  const kept = new Int32Array(n);
   let recall = 0;
   let err = 0;
   let mag = 0;
@@ -83,9 +84,43 @@ export function scoreMask(o: OracleRows, keep: (i: number, j: number) => boolean
   for (const [r, i] of rows.entries()) {
     masked.fill(0);
     let mass = 0;
+    const pr = r * n;
+    let count = 0;
     for (let j = 0; j < n; j++) {
-      const p = probs[r * n + j];
-      if (p === 0 || !keep(i, j)) continue;
+      if (probs[pr + j] !== 0 && keep(i, j)) kept[count++] = j;
+    }
+    // the kept keys in ascending order, four at a time: each channel's sum is formed in the same order
+    // as one key at a time (bit for bit), with a quarter of the loads and stores of `masked`
+    let t = 0;
+    for (; t + 4 <= count; t += 4) {
+      const j0 = kept[t];
+      const j1 = kept[t + 1];
+      const j2 = kept[t + 2];
+      const j3 = kept[t + 3];
+      const p0 = probs[pr + j0];
+      const p1 = probs[pr + j1];
+      const p2 = probs[pr + j2];
+      const p3 = probs[pr + j3];
+      mass += p0;
+      mass += p1;
+      mass += p2;
+      mass += p3;
+      const o0 = j0 * d;
+      const o1 = j1 * d;
+      const o2 = j2 * d;
+      const o3 = j3 * d;
+      for (let c = 0; c < d; c++) {
+        let m = masked[c];
+        m += p0 * v[o0 + c];
+        m += p1 * v[o1 + c];
+        m += p2 * v[o2 + c];
+        m += p3 * v[o3 + c];
+        masked[c] = m;
+      }
+    }
+    for (; t < count; t++) {
+      const j = kept[t];
+      const p = probs[pr + j];
       mass += p;
       for (let c = 0; c < d; c++) masked[c] += p * v[j * d + c];
     }
