@@ -43,7 +43,7 @@ import { bandLayout, layoutFromBlockMap } from '../src/attention/sparse/layout-b
 import { Rng } from '../src/core/rng.js';
 import { Tensor } from '../src/core/tensor.js';
 import { describeAdapter } from '../src/gpu/capabilities.js';
-import { download, upload, type GpuTensor } from '../src/gpu/gpu-tensor.js';
+import { download, type GpuTensor } from '../src/gpu/gpu-tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
 import { timeCompute } from '../src/gpu/timing.js';
 import { randomGpu } from './gpu-data.js';
