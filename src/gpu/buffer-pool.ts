@@ -16,8 +16,14 @@
 /** Smallest buffer the pool keeps (bytes). */
 export const POOL_MIN_BYTES = 1 << 20;
 
-/** Default cap on the bytes the pool holds (acquireGpu's `bufferPoolBytes`). */
+/** Default cap on the bytes the pool holds for a device sparq creates in Node (acquireGpu's `bufferPoolBytes`). */
 export const DEFAULT_POOL_BYTES = 2 ** 31;
+
+/**
+ * Default cap in a browser and for a caller's device, whose memory sparq cannot judge (integrated GPUs
+ * share a few GiB with the page).
+ */
+export const DEFAULT_SHARED_POOL_BYTES = 2 ** 29;
 
 /** The part of a GPUBuffer the pool needs (tests pass plain objects). */
 export interface PooledBuffer {

@@ -4,7 +4,12 @@
  * a pipeline cache keyed by generated WGSL, error capture and a clean release so Node can exit.
  */
 import { DeviceLostError, GpuError, GpuOutOfMemoryError, NoAdapterError } from '../core/errors.js';
-import { BufferPool, DEFAULT_POOL_BYTES, type BufferPoolStats } from './buffer-pool.js';
+import {
+  BufferPool,
+  DEFAULT_POOL_BYTES,
+  DEFAULT_SHARED_POOL_BYTES,
+  type BufferPoolStats,
+} from './buffer-pool.js';
 import { type GpuCapabilities, SUBGROUP_MATRIX_FEATURE, readCapabilities } from './capabilities.js';
 
 /** Dawn toggles sparq always enables in Node: experimental features (subgroup matrices) and f16 on NVIDIA. */
@@ -28,8 +33,9 @@ export interface AcquireOptions {
   dawnFlags?: readonly string[];
   powerPreference?: GPUPowerPreference;
   /**
-   * Bytes of released tensor buffers (≥ 1 MiB each) the runtime keeps for reuse (default 2 GiB;
-   * 0 turns reuse off). See buffer-pool.ts.
+   * Bytes of released tensor buffers (≥ 1 MiB each) the runtime keeps for reuse (default 2 GiB for a
+   * device sparq creates through Dawn, 512 MiB in a browser or for a caller's `device`; 0 turns reuse
+   * off). See buffer-pool.ts.
    */
   bufferPoolBytes?: number;
 }
@@ -244,7 +250,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuRuntime>
       caps,
       ownsDevice: false,
       exactTimestamps: false,
-      bufferPoolBytes: opts.bufferPoolBytes,
+      bufferPoolBytes: opts.bufferPoolBytes ?? DEFAULT_SHARED_POOL_BYTES,
     });
   }
   const inBrowser = browserGpu();
@@ -282,7 +288,7 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuRuntime>
       caps,
       ownsDevice: true,
       exactTimestamps: !inBrowser && Boolean(opts.timing),
-      bufferPoolBytes: opts.bufferPoolBytes,
+      bufferPoolBytes: opts.bufferPoolBytes ?? (inBrowser ? DEFAULT_SHARED_POOL_BYTES : DEFAULT_POOL_BYTES),
     });
   } catch (e) {
     liveInstances.delete(gpu);

@@ -124,14 +124,22 @@ test('repeated attention calls reuse their output buffers and give the same resu
   rt.trimBufferPool();
 });
 
-test('bufferPoolBytes: 0 turns reuse off', { skip }, async () => {
-  const borrowed = await acquireGpu({ device: rt.device, bufferPoolBytes: 0 });
-  const t = emptyGpu(borrowed, [MiB], 'float32');
-  t.destroy();
-  assert.equal(borrowed.bufferPoolStats.buffers, 0);
-  const u = emptyGpu(borrowed, [MiB], 'float32');
-  assert.notEqual(u.buffer, t.buffer);
-  u.destroy();
-  borrowed.release();
-  await assert.rejects(acquireGpu({ device: rt.device, bufferPoolBytes: -5 }), RangeError);
-});
+test(
+  "pool limits: 2 GiB for a Dawn device sparq creates, 512 MiB for a caller's device, 0 turns reuse off",
+  { skip },
+  async () => {
+    assert.equal(rt.bufferPoolStats.limitBytes, 2 ** 31);
+    const shared = await acquireGpu({ device: rt.device });
+    assert.equal(shared.bufferPoolStats.limitBytes, 2 ** 29);
+    shared.release();
+    const borrowed = await acquireGpu({ device: rt.device, bufferPoolBytes: 0 });
+    const t = emptyGpu(borrowed, [MiB], 'float32');
+    t.destroy();
+    assert.equal(borrowed.bufferPoolStats.buffers, 0);
+    const u = emptyGpu(borrowed, [MiB], 'float32');
+    assert.notEqual(u.buffer, t.buffer);
+    u.destroy();
+    borrowed.release();
+    await assert.rejects(acquireGpu({ device: rt.device, bufferPoolBytes: -5 }), RangeError);
+  },
+);
