@@ -24,10 +24,8 @@ import { describeAdapter } from '../src/gpu/capabilities.js';
 import { GpuTensor, emptyGpu, upload } from '../src/gpu/gpu-tensor.js';
 import { Tensor } from '../src/core/tensor.js';
 import { acquireGpu, type GpuRuntime } from '../src/gpu/runtime.js';
-import { timeCompute } from '../src/gpu/timing.js';
-import type { GpuAttentionPlan } from '../src/attention/dense-gpu.js';
 import { randomGpu } from './gpu-data.js';
-import { median, type BenchContext, type BenchModule, type BenchRow } from './harness.js';
+import { median, timePlan, type BenchContext, type BenchModule, type BenchRow } from './harness.js';
 import { sageAttention } from '../src/attention/sage/sage-attention.js';
 import { sageAttentionGpu } from '../src/attention/sage/sage-attention-gpu.js';
 import { resolveSageOptions } from '../src/attention/sage/options.js';
@@ -38,21 +36,6 @@ function scaleTensor(rt: GpuRuntime, shape: number[], value: number): GpuTensor<
     rt,
     new Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value), shape, 'float32'),
   );
-}
-
-async function time(rt: GpuRuntime, plan: GpuAttentionPlan, quick: boolean) {
-  const prime = rt.device.createCommandEncoder();
-  const pass = prime.beginComputePass();
-  plan.record(pass);
-  pass.end();
-  rt.device.queue.submit([prime.finish()]);
-  try {
-    return await timeCompute(rt, (p) => plan.recordKernel(p), { batches: quick ? 3 : 5 });
-  } finally {
-    plan.destroyTemporaries();
-    plan.out.destroy();
-    plan.lse.destroy();
-  }
 }
 
 /** The sage3 kernel variants of the A/B run, by name (options on top of the common sage3 ones). */
@@ -150,7 +133,7 @@ async function runSage3Variants(ctx: BenchContext, rt: GpuRuntime, device: strin
         GpuTensor,
       ];
       const densePlan = planAttentionGpu(f16[0], f16[1], f16[2], { causal });
-      const dense = await time(rt, densePlan, ctx.quick);
+      const dense = await timePlan(rt, densePlan, ctx.quick);
       const denseTops = flops / (dense.kernelMs * 1e-3) / 1e12;
       rows.push({
         area: 'sage',
@@ -176,7 +159,7 @@ async function runSage3Variants(ctx: BenchContext, rt: GpuRuntime, device: strin
           ...extra,
         });
         kernelTier = plan.tier;
-        const t = await time(rt, plan, ctx.quick);
+        const t = await timePlan(rt, plan, ctx.quick);
         const tops = flops / (t.kernelMs * 1e-3) / 1e12;
         console.error(`${label} sage3 ${variant} ${t.kernelMs.toFixed(3)} ms ${tops.toFixed(1)} TOPS`);
         rows.push({
@@ -251,7 +234,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
           const vc = new GpuTensor(rt, randomGpu(rt, shape, 'int8', 8).buffer, shape, 'float8_e4m3fn');
           const densePlan = planAttentionGpu(q16, k16, v16, { causal });
           const denseTier = densePlan.tier;
-          const dense = await time(rt, densePlan, ctx.quick);
+          const dense = await timePlan(rt, densePlan, ctx.quick);
           const denseTops = flops / (dense.kernelMs * 1e-3) / 1e12;
           rows.push({
             area: 'sage',
@@ -300,7 +283,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
             });
             const tier = plan.tier;
             kernelTier = tier;
-            const t = await time(rt, plan, ctx.quick);
+            const t = await timePlan(rt, plan, ctx.quick);
             const tops = flops / (t.kernelMs * 1e-3) / 1e12;
             console.error(
               `${label} ${cfg.preset} [${tier}] ${t.kernelMs.toFixed(3)} ms ${tops.toFixed(1)} TOPS (dense ${denseTops.toFixed(1)})`,
@@ -335,7 +318,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               { causal, qkFormat: 'nvfp4', pFormat: 'nvfp4', deltaS, blockQ: 128, blockK: 128 },
             );
             const tier = plan.tier;
-            const t = await time(rt, plan, ctx.quick);
+            const t = await timePlan(rt, plan, ctx.quick);
             const tops = flops / (t.kernelMs * 1e-3) / 1e12;
             console.error(
               `${label} sage3 [${tier}] ${t.kernelMs.toFixed(3)} ms ${tops.toFixed(1)} TOPS (dense ${denseTops.toFixed(1)})`,

@@ -3,6 +3,7 @@
  * problem (subgroup-matrix tensor cores → packed f16 → plain f32), generates the WGSL, and records the
  * dispatches; `attentionGpu` runs a plan once. Benchmarks time `plan.record` directly.
  */
+import { submitComputePass } from '../gpu/dispatch.js';
 import { DTypeError, ShapeError, UnsupportedHeadDimError, UnsupportedOptionError } from '../core/errors.js';
 import type { GpuTier } from '../gpu/capabilities.js';
 import { emptyFloat16Like, recordCastToFloat16 } from '../gpu/cast.js';
@@ -470,12 +471,7 @@ function constantGpu(runtime: GpuRuntime, shape: number[], value: number): GpuTe
 export function runPlanOnce(
   plan: GpuAttentionPlan,
 ): GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>> {
-  const runtime = plan.out.runtime;
-  const enc = runtime.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  plan.record(pass);
-  pass.end();
-  runtime.device.queue.submit([enc.finish()]);
+  submitComputePass(plan.out.runtime, (pass) => plan.record(pass));
   // destroying after submit is safe: WebGPU frees a buffer once the work using it has completed
   plan.destroyTemporaries();
   if (plan.problem.returnLse) return { out: plan.out, lse: plan.lse };

@@ -56,6 +56,15 @@ export function recordDispatch(
   }
 }
 
+/** Records `record` into one compute pass of a new command encoder and submits it. */
+export function submitComputePass(runtime: GpuRuntime, record: (pass: GPUComputePassEncoder) => void): void {
+  const enc = runtime.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  record(pass);
+  pass.end();
+  runtime.device.queue.submit([enc.finish()]);
+}
+
 /**
  * WGSL `fn <name>(e: u32) -> f32` reading element e of `array`, which holds f32 values or f16 values
  * two to a u32 word (element e in the low half when e is even; no shader-f16 needed).

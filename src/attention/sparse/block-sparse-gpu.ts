@@ -12,6 +12,7 @@
  * the tensor-core tier, 16–32 on the scalar tiers by head dim). The CPU kernel with tileQ = plan.tileQ
  * and tileK = plan.tileK makes the same stage-2 decisions (up to float rounding of the logits).
  */
+import { submitComputePass } from '../../gpu/dispatch.js';
 import { UnsupportedOptionError } from '../../core/errors.js';
 import { Tensor } from '../../core/tensor.js';
 import { BUFFER_USAGE, GpuTensor, download, upload } from '../../gpu/gpu-tensor.js';
@@ -379,12 +380,7 @@ export function blockSparseAttentionGpu(
   | BlockSparseWithStats<GpuTensor<'float32'>, GpuBlockSparseStats> {
   if (opts.sage !== undefined) return blockSparseSageGpu(q, k, v, layout, opts);
   const plan = planBlockSparseGpu(q, k, v, layout, opts);
-  const runtime = plan.out.runtime;
-  const enc = runtime.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  plan.record(pass);
-  pass.end();
-  runtime.device.queue.submit([enc.finish()]);
+  submitComputePass(plan.out.runtime, (pass) => plan.record(pass));
   plan.destroyTemporaries();
   const returnLse = plan.problem.returnLse;
   if (!returnLse) plan.lse.destroy();

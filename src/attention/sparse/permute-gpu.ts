@@ -10,7 +10,7 @@
 import { ShapeError, UnsupportedOptionError } from '../../core/errors.js';
 import { bytesPerElement } from '../../core/dtype.js';
 import type { Layout } from '../../core/layout.js';
-import { recordDispatch, uniformBuffer } from '../../gpu/dispatch.js';
+import { recordDispatch, submitComputePass, uniformBuffer } from '../../gpu/dispatch.js';
 import { emptyGpu, type GpuTensor } from '../../gpu/gpu-tensor.js';
 import type { AttentionWithLse } from '../options.js';
 
@@ -158,14 +158,6 @@ export function recordPermutationFromOrder(
   return { perm, release: () => params.destroy() };
 }
 
-function submitPass(rt: GpuTensor['runtime'], record: (pass: GPUComputePassEncoder) => void): void {
-  const enc = rt.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  record(pass);
-  pass.end();
-  rt.device.queue.submit([enc.finish()]);
-}
-
 /** What a kernel of permuted tensors returns: O, or O with the LSE. */
 type PermutedKernelResult = GpuTensor<'float32'> | AttentionWithLse<GpuTensor<'float32'>>;
 
@@ -187,7 +179,7 @@ export function permutedAttentionGpu(
   const rt = q.runtime;
   const releases: (() => void)[] = [];
   const moved: GpuTensor[] = [];
-  submitPass(rt, (pass) => {
+  submitComputePass(rt, (pass) => {
     for (const [x, perm] of [
       [q, perms.q],
       [k, perms.k],
@@ -207,7 +199,7 @@ export function permutedAttentionGpu(
     : [result as GpuTensor<'float32'>, undefined];
   let outBack!: GpuTensor;
   let lseBack: GpuTensor | undefined;
-  submitPass(rt, (pass) => {
+  submitComputePass(rt, (pass) => {
     const o = recordPermuteTokens(out, perms.q, layout, true, pass);
     outBack = o.out;
     releases.push(o.release);

@@ -6,6 +6,7 @@
  * `svgAttentionGpu` therefore returns GPU tensors synchronously, like `attention`; `planSvgGpu` runs
  * the profiling and reads the kinds and MSEs back, to inspect them or to pass as `plan`.
  */
+import { submitComputePass } from '../../gpu/dispatch.js';
 import { Tensor } from '../../core/tensor.js';
 import { download, type GpuTensor, upload } from '../../gpu/gpu-tensor.js';
 import { attentionGpu } from '../dense-gpu.js';
@@ -16,14 +17,6 @@ import { permutedAttentionGpu } from './permute-gpu.js';
 import { type SvgHeadKind, fixedTileMask, svgPermutation } from './svg-layout.js';
 import { type SvgOptions, type SvgPlan, resolveSvgPlanShape, resolveSvgProblem } from './svg-plan.js';
 import { recordSvgProfileGpu } from './svg-profile-gpu.js';
-
-function encodePass(rt: GpuTensor['runtime'], record: (pass: GPUComputePassEncoder) => void): void {
-  const enc = rt.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  record(pass);
-  pass.end();
-  rt.device.queue.submit([enc.finish()]);
-}
 
 /** The plan of one SVG call on GPU tensors: profiling on the GPU, kinds and MSEs read back. */
 export async function planSvgGpu(
@@ -47,7 +40,7 @@ export async function planSvgGpu(
   }
   const rt = q.runtime;
   let prof!: ReturnType<typeof recordSvgProfileGpu>;
-  encodePass(rt, (pass) => {
+  submitComputePass(rt, (pass) => {
     prof = recordSvgProfileGpu(
       q,
       k,
@@ -116,7 +109,7 @@ export function svgAttentionGpu(
     } else {
       const prof = shape.profiling;
       let made!: ReturnType<typeof recordSvgProfileGpu>;
-      encodePass(rt, (pass) => {
+      submitComputePass(rt, (pass) => {
         made = recordSvgProfileGpu(
           q,
           k,

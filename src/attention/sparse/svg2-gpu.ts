@@ -11,10 +11,10 @@
  * host plan (what `planSvg2` returns), e.g. to score its mask or to pass as `plan`; its layout is
  * svg2Layout of the GPU map, which is the layout the GPU words describe.
  */
+import { submitComputePass } from '../../gpu/dispatch.js';
 import { Rng } from '../../core/rng.js';
 import { Tensor } from '../../core/tensor.js';
 import { download, type GpuTensor, isGpuTensor, upload } from '../../gpu/gpu-tensor.js';
-import type { GpuRuntime } from '../../gpu/runtime.js';
 import { attentionGpu } from '../dense-gpu.js';
 import type { AttentionResult, AttentionWithLse } from '../options.js';
 import { blockSparseAttentionGpu, planWithLayoutWords } from './block-sparse-gpu.js';
@@ -30,14 +30,6 @@ import {
   svg2Layout,
   svg2Permutations,
 } from './svg2-plan.js';
-
-function encodePass(rt: GpuRuntime, record: (pass: GPUComputePassEncoder) => void): void {
-  const enc = rt.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  record(pass);
-  pass.end();
-  rt.device.queue.submit([enc.finish()]);
-}
 
 /** A recorded clustering of Q and K: the two runs and whether they started from the cache. */
 interface GpuClustering {
@@ -114,7 +106,7 @@ function recordSparsePlanGpu(
   let map!: Svg2MapGpu;
   let qPerm!: GpuTensor<'int32'>;
   let kPerm!: GpuTensor<'int32'>;
-  encodePass(q.runtime, (pass) => {
+  submitComputePass(q.runtime, (pass) => {
     g = recordClusterGpu(q, k, r, opts.cache, opts.seed, pass);
     map = recordSvg2MapGpu(
       {
@@ -238,7 +230,7 @@ export async function svg2AttentionGpu(
   if (r.dense) {
     if (r.zeroStepKmeansInit) {
       let g!: GpuClustering;
-      encodePass(rt, (pass) => {
+      submitComputePass(rt, (pass) => {
         g = recordClusterGpu(q, k, r, opts.cache, opts.seed, pass);
       });
       g.submitted();
@@ -265,7 +257,7 @@ export async function svg2AttentionGpu(
           numQBlocks: map.numQBlocks,
           density: Number.NaN,
         });
-        encodePass(rt, (pass) => plan.record(pass));
+        submitComputePass(rt, (pass) => plan.record(pass));
         plan.destroyTemporaries();
         if (!problem.returnLse) {
           plan.lse.destroy();
