@@ -55,33 +55,34 @@ export function svgProfileKeysPerChunk(n: number): number {
   return Math.max(SPLIT_KEYS, Math.ceil(Math.ceil(n / MAX_CHUNKS) / SPLIT_KEYS) * SPLIT_KEYS);
 }
 
-/**
- * The split kernel (module comment): invocation t is (row r = t / 32, lane = t % 32); the lane is a
- * key of the tile when forming logits and weights, and a channel group (lane + 32·m) when summing V.
- * Part[((s·rows + row)·chunks + chunk)·3 + kind] holds (max, sum, output[D]) of that chunk.
- */
-function splitWgsl(input: 'f16' | 'f32', D: number): string {
-  const R = SPLIT_ROWS;
-  const KT = SPLIT_KEYS;
-  const cpl = Math.ceil(D / KT);
-  return /* wgsl */ `${PARAMS}
-@group(0) @binding(1) var<storage, read> Q: array<${floatArrayElement(input)}>;
+/** Bindings of the split and staged kernels: q, k, v, the sampled rows, the kept tiles, the partial states. */
+const CHUNK_BINDINGS = (
+  input: 'f16' | 'f32',
+) => `@group(0) @binding(1) var<storage, read> Q: array<${floatArrayElement(input)}>;
 @group(0) @binding(2) var<storage, read> K: array<${floatArrayElement(input)}>;
 @group(0) @binding(3) var<storage, read> V: array<${floatArrayElement(input)}>;
 @group(0) @binding(4) var<storage, read> Rows: array<u32>;
 @group(0) @binding(5) var<storage, read> Tiles: array<u32>;
-@group(0) @binding(6) var<storage, read_write> Part: array<f32>;
-${floatLoaderWgsl('ldq', 'Q', input)}
-${floatLoaderWgsl('ldk', 'K', input)}
-${floatLoaderWgsl('ldv', 'V', input)}
-var<workgroup> qrows: array<f32, ${R * D}>;
-var<workgroup> logit: array<f32, ${R * KT}>;
-var<workgroup> keep: array<u32, ${R * KT}>;
-var<workgroup> wf: array<f32, ${R * KT}>;
-var<workgroup> ws: array<f32, ${R * KT}>;
-var<workgroup> wt: array<f32, ${R * KT}>;
-fn base(s: u32, j: u32) -> u32 { return (s / P.heads) * P.batchStride + (s % P.heads) * P.headStride + j * P.tokenStride; }
-@compute @workgroup_size(${R * KT})
+@group(0) @binding(6) var<storage, read_write> Part: array<f32>;`;
+
+/** Per-tile logits, keep flags and the three weights of the split and staged kernels, and `base`. */
+const CHUNK_TILE_DECLS = `var<workgroup> logit: array<f32, ${SPLIT_ROWS * SPLIT_KEYS}>;
+var<workgroup> keep: array<u32, ${SPLIT_ROWS * SPLIT_KEYS}>;
+var<workgroup> wf: array<f32, ${SPLIT_ROWS * SPLIT_KEYS}>;
+var<workgroup> ws: array<f32, ${SPLIT_ROWS * SPLIT_KEYS}>;
+var<workgroup> wt: array<f32, ${SPLIT_ROWS * SPLIT_KEYS}>;
+fn base(s: u32, j: u32) -> u32 { return (s / P.heads) * P.batchStride + (s % P.heads) * P.headStride + j * P.tokenStride; }`;
+
+/**
+ * The entry point of the split and staged kernels up to the key loop: the invocation's (row, lane),
+ * the workgroup's sampled Q rows staged (`storeQ` stores channel value `x` of element e), the row's
+ * tile rows in both orders, the running states and the chunk's key range [k0, k1).
+ */
+function chunkPrologueWgsl(D: number, storeQ: string): string {
+  const R = SPLIT_ROWS;
+  const KT = SPLIT_KEYS;
+  const cpl = Math.ceil(D / KT);
+  return `@compute @workgroup_size(${R * KT})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let chunk = wid.x;
   let s = wid.z;
@@ -92,7 +93,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let i = Rows[min(rowIdx, P.rows - 1u)];
   for (var e = t; e < ${R * D}u; e += ${R * KT}u) {
     let rr = e / ${D}u;
-    qrows[e] = ldq(base(s, Rows[min(wid.y * ${R}u + rr, P.rows - 1u)]) + e % ${D}u);
+    let x = ldq(base(s, Rows[min(wid.y * ${R}u + rr, P.rows - 1u)]) + e % ${D}u);
+    ${storeQ}
   }
   let rowS = (i / P.blockQ) * P.nkb;
   let rowT = (temporalAt(i) / P.blockQ) * P.nkb;
@@ -101,7 +103,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var acc: array<f32, ${3 * cpl}>;
   for (var e = 0u; e < ${3 * cpl}u; e++) { acc[e] = 0.0; }
   let k0 = chunk * P.kpc;
-  let k1 = min(P.n, k0 + P.kpc);
+  let k1 = min(P.n, k0 + P.kpc);`;
+}
+
+/**
+ * The split kernel (module comment): invocation t is (row r = t / 32, lane = t % 32); the lane is a
+ * key of the tile when forming logits and weights, and a channel group (lane + 32·m) when summing V.
+ * Part[((s·rows + row)·chunks + chunk)·3 + kind] holds (max, sum, output[D]) of that chunk.
+ */
+function splitWgsl(input: 'f16' | 'f32', D: number): string {
+  const R = SPLIT_ROWS;
+  const KT = SPLIT_KEYS;
+  return /* wgsl */ `${PARAMS}
+${CHUNK_BINDINGS(input)}
+${floatLoaderWgsl('ldq', 'Q', input)}
+${floatLoaderWgsl('ldk', 'K', input)}
+${floatLoaderWgsl('ldv', 'V', input)}
+var<workgroup> qrows: array<f32, ${R * D}>;
+${CHUNK_TILE_DECLS}
+${chunkPrologueWgsl(D, 'qrows[e] = x;')}
   for (var j0 = k0; j0 < k1; j0 += ${KT}u) {
     workgroupBarrier();
     let j = j0 + lane;
@@ -211,7 +231,6 @@ function stagedWorkgroupBytes(input: 'f16' | 'f32', D: number): number {
 function stagedWgsl(input: 'f16' | 'f32', D: number): string {
   const R = SPLIT_ROWS;
   const KT = SPLIT_KEYS;
-  const cpl = Math.ceil(D / KT);
   const f16 = input === 'f16';
   const words = D / (f16 ? 2 : 1); // u32 words per key
   const kStride = words / 4 + 1; // vec4 words per staged key row
@@ -224,46 +243,15 @@ function stagedWgsl(input: 'f16' | 'f32', D: number): string {
     ? `let vw = unpack2x16float(vt[u * ${words}u + (c >> 1u)]); let vv = select(vw.x, vw.y, (c & 1u) == 1u);`
     : `let vv = bitcast<f32>(vt[u * ${words}u + c]);`;
   return /* wgsl */ `${PARAMS}
-@group(0) @binding(1) var<storage, read> Q: array<${floatArrayElement(input)}>;
-@group(0) @binding(2) var<storage, read> K: array<${floatArrayElement(input)}>;
-@group(0) @binding(3) var<storage, read> V: array<${floatArrayElement(input)}>;
-@group(0) @binding(4) var<storage, read> Rows: array<u32>;
-@group(0) @binding(5) var<storage, read> Tiles: array<u32>;
-@group(0) @binding(6) var<storage, read_write> Part: array<f32>;
+${CHUNK_BINDINGS(input)}
 ${floatLoaderWgsl('ldq', 'Q', input)}
 var<workgroup> qv: array<vec4<f32>, ${(R * D) / 4}>;
 var<workgroup> kt: array<vec4<u32>, ${KT * kStride}>;
 var<workgroup> vt: array<u32, ${KT * words}>;
-var<workgroup> logit: array<f32, ${R * KT}>;
-var<workgroup> keep: array<u32, ${R * KT}>;
-var<workgroup> wf: array<f32, ${R * KT}>;
-var<workgroup> ws: array<f32, ${R * KT}>;
-var<workgroup> wt: array<f32, ${R * KT}>;
-fn base(s: u32, j: u32) -> u32 { return (s / P.heads) * P.batchStride + (s % P.heads) * P.headStride + j * P.tokenStride; }
+${CHUNK_TILE_DECLS}
 // word w of key j's channels (two float16 or one float32 per word); the channels of a token are contiguous
 fn wordBase(s: u32, j: u32) -> u32 { return base(s, j) / ${f16 ? 2 : 1}u; }
-@compute @workgroup_size(${R * KT})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-  let chunk = wid.x;
-  let s = wid.z;
-  let r = t / ${KT}u;
-  let lane = t % ${KT}u;
-  let rowIdx = wid.y * ${R}u + r;
-  let validRow = rowIdx < P.rows;
-  let i = Rows[min(rowIdx, P.rows - 1u)];
-  for (var e = t; e < ${R * D}u; e += ${R * KT}u) {
-    let rr = e / ${D}u;
-    let x = ldq(base(s, Rows[min(wid.y * ${R}u + rr, P.rows - 1u)]) + e % ${D}u);
-    qv[e / 4u][e % 4u] = x;
-  }
-  let rowS = (i / P.blockQ) * P.nkb;
-  let rowT = (temporalAt(i) / P.blockQ) * P.nkb;
-  var m = array<f32, 3>(-1e30, -1e30, -1e30);
-  var l = array<f32, 3>(0.0, 0.0, 0.0);
-  var acc: array<f32, ${3 * cpl}>;
-  for (var e = 0u; e < ${3 * cpl}u; e++) { acc[e] = 0.0; }
-  let k0 = chunk * P.kpc;
-  let k1 = min(P.n, k0 + P.kpc);
+${chunkPrologueWgsl(D, 'qv[e / 4u][e % 4u] = x;')}
   for (var j0 = k0; j0 < k1; j0 += ${KT}u) {
     workgroupBarrier();
     // stage the tile's K and V words (keys past the chunk as zeros)
