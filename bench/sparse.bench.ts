@@ -35,9 +35,8 @@ import {
   recordBlockSparseSageGpu,
   uploadLayoutWords,
 } from '../src/attention/sparse/block-sparse-gpu.js';
-import { SPARSE_PARAMS_BYTES } from '../src/attention/sparse/block-sparse-wgsl-layout.js';
 import { resolveSpargeMapCall } from '../src/attention/sparse/sparge-block-map.js';
-import { planSpargeBlockMapGpu } from '../src/attention/sparse/sparge-block-map-gpu.js';
+import { planSpargeBlockMapGpu, spargeLayoutWords } from '../src/attention/sparse/sparge-block-map-gpu.js';
 import type { BlockSparseOptions } from '../src/attention/sparse/block-sparse-options.js';
 import { bandLayout, layoutFromBlockMap } from '../src/attention/sparse/layout-builders.js';
 import { Rng } from '../src/core/rng.js';
@@ -205,21 +204,6 @@ async function sparge(
     pass.end();
     rt.device.queue.submit([prime.finish()]);
     rt.device.queue.writeBuffer(map.words.buffer, map.thrOff * 4, new Float32Array(problem.headsQ).fill(50));
-    const params = new ArrayBuffer(SPARSE_PARAMS_BYTES);
-    new Uint32Array(params).set([
-      map.qBlocks,
-      map.kBlocks,
-      resolved.blockQ,
-      resolved.blockK,
-      problem.batch,
-      problem.headsQ,
-      map.colOff,
-      0,
-      0,
-      map.thrOff,
-      2,
-      0,
-    ]);
     const words = (await download(map.words)).data as Int32Array;
     // entries: each kept block's keys times its query block's rows (all full but the last)
     let entries = 0;
@@ -236,14 +220,7 @@ async function sparge(
       k,
       v,
       { pvThreshold: 50, tier: tier as 'f32' },
-      {
-        words: map.words,
-        params,
-        variable: false,
-        blockQ: resolved.blockQ,
-        numQBlocks: map.qBlocks,
-        density,
-      },
+      spargeLayoutWords(map, problem, resolved, 2, density),
     );
     let total;
     try {

@@ -34,8 +34,7 @@ import {
   recordBlockSparseSageGpu,
 } from './block-sparse-gpu.js';
 import { layoutDensity } from './block-layout.js';
-import { SPARSE_PARAMS_BYTES } from './block-sparse-wgsl-layout.js';
-import { type GpuSpargeMap, planSpargeBlockMapGpu } from './sparge-block-map-gpu.js';
+import { type GpuSpargeMap, planSpargeBlockMapGpu, spargeLayoutWords } from './sparge-block-map-gpu.js';
 import type { BlockSparseOptions, BlockSparseStats } from './block-sparse-options.js';
 import { layoutFromBlockMap } from './layout-builders.js';
 import {
@@ -307,30 +306,8 @@ async function spargeAttentionGpu(
   map.record(pass);
   const thresholds = Float32Array.from(r.kernelOpts.pvThreshold as number[]);
   runtime.device.queue.writeBuffer(map.words.buffer, map.thrOff * 4, thresholds);
-  const params = new ArrayBuffer(SPARSE_PARAMS_BYTES);
-  new Uint32Array(params).set([
-    map.qBlocks,
-    map.kBlocks,
-    resolved.blockQ,
-    resolved.blockK,
-    problem.batch,
-    problem.headsQ,
-    map.colOff,
-    0,
-    0,
-    map.thrOff,
-    opts.pvExemptLast ?? 2,
-    0,
-  ]);
   const kernelOpts = { ...r.kernelOpts, returnLse: opts.returnLse ?? false };
-  const layoutWords = {
-    words: map.words,
-    params,
-    variable: false,
-    blockQ: resolved.blockQ,
-    numQBlocks: map.qBlocks,
-    density: NaN,
-  };
+  const layoutWords = spargeLayoutWords(map, problem, resolved, opts.pvExemptLast ?? 2, NaN);
   // float operands through the block-sparse plan; with `sage`, quantization and kernel recorded together
   let plan: {
     out: GpuTensor<'float32'>;

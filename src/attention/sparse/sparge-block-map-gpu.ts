@@ -26,6 +26,8 @@ import { BUFFER_USAGE, type GpuTensor, emptyGpu } from '../../gpu/gpu-tensor.js'
 import type { GpuRuntime } from '../../gpu/runtime.js';
 import { layoutStrides } from '../flash-params.js';
 import type { AttentionProblem } from '../options.js';
+import type { GpuLayoutWords } from './block-sparse-gpu.js';
+import { SPARSE_PARAMS_BYTES } from './block-sparse-wgsl-layout.js';
 import type { ResolvedSpargeMap } from './sparge-options.js';
 
 const MAX_KEY_BLOCKS = 2048;
@@ -324,6 +326,36 @@ function inputKind(t: GpuTensor): 'f16' | 'f32' {
   throw new UnsupportedOptionError(
     `the GPU block-map predictor takes float16 or float32 tensors; got ${t.dtype}`,
   );
+}
+
+/**
+ * The map's words as the block-sparse kernel's layout (block-sparse-gpu.ts planWithLayoutWords): the
+ * sparse parameter block for these blocks and `pvExemptLast`, and the `density` the caller reports
+ * (NaN when unknown before a read-back).
+ */
+export function spargeLayoutWords(
+  map: GpuSpargeMap,
+  p: AttentionProblem,
+  o: ResolvedSpargeMap,
+  pvExemptLast: number,
+  density: number,
+): GpuLayoutWords {
+  const params = new ArrayBuffer(SPARSE_PARAMS_BYTES);
+  new Uint32Array(params).set([
+    map.qBlocks,
+    map.kBlocks,
+    o.blockQ,
+    o.blockK,
+    p.batch,
+    p.headsQ,
+    map.colOff,
+    0,
+    0,
+    map.thrOff,
+    pvExemptLast,
+    0,
+  ]);
+  return { words: map.words, params, variable: false, blockQ: o.blockQ, numQBlocks: map.qBlocks, density };
 }
 
 /**
