@@ -1,10 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type Tensor,
   attention,
@@ -20,32 +18,12 @@ import type { AttentionReport } from '../../src/cli/commands/attention.js';
 import { sparqVersion } from '../../src/cli/version.js';
 import type { GpuRuntime } from '../../src/gpu/runtime.js';
 import { testGpu } from '../gpu/harness.js';
+import { runSparq } from './run-sparq.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ENTRY = fileURLToPath(new URL('../../src/cli/bin-dev.ts', import.meta.url));
 const SHAPE = [1, 2, 64, 32];
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `sparq attention ...` from source in a child process; async, so independent runs overlap. */
-function sparq(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, 'attention', ...args], {
-      cwd: ROOT,
-      timeout: 30_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const sparq = (args: string[]) => runSparq('attention', args);
 
 let dir: string;
 let qkv: string;
