@@ -49,7 +49,11 @@ const SAGE3_VARIANTS: [string, SageKernelGpuOptions][] = [
   ['default, no K/V staging (wrong output)', { mma: { ablate: 'no-staging' } }],
 ];
 
-/** sage3 kernel operands (random codes, scales for logits of std ≈ 1.5 in log2 units, ΔS zeros). */
+/**
+ * sage3 kernel operands: random bytes as E2M1 codes (the kernels read the low nibble: values of std ≈
+ * 2.93), NVFP4 scales that give logits of std ≈ 1.5 in log2 units and V of std ≈ 1, and a ΔS of zeros
+ * [B, H, N/128, N] (its reads are what costs, not its values).
+ */
 function sage3Operands(rt: GpuRuntime, shape: number[], codes: [GpuTensor, GpuTensor, GpuTensor]) {
   const [B, H, tokens, headDim] = shape;
   const fp4 = (t: GpuTensor) => new GpuTensor(rt, t.buffer, shape, 'float4_e2m1fn');
@@ -301,22 +305,16 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
             for (const x of [qs, ks, vScales]) x.destroy();
           }
           {
-            // sage3: random bytes as E2M1 codes (the kernels read the low nibble: values of std ≈ 2.93),
-            // NVFP4 scales that give logits of std ≈ 1.5 in log2 units and V of std ≈ 1, and a ΔS of zeros
-            // [B, H, N/128, N] (its reads are what costs, not its values)
-            const fp4 = (t: GpuTensor) => new GpuTensor(rt, t.buffer, shape, 'float4_e2m1fn');
-            const sigmaLog2e = Math.LOG2E / Math.sqrt(headDim);
-            const delta = Math.sqrt(1.5 / (sigmaLog2e * 8.56 * Math.sqrt(headDim)));
-            const qs = scaleTensor(rt, [B, H, tokens, headDim / 16], delta);
-            const ks = scaleTensor(rt, [B, H, tokens, headDim / 16], delta);
-            const vs = scaleTensor(rt, [B, H, Math.ceil(tokens / 16), headDim], 1 / 2.93);
-            const deltaS = emptyGpu(rt, [B, H, Math.ceil(tokens / 128), tokens], 'float32', 'bench ΔS');
-            const plan = planSageKernelGpu(
-              { codes: fp4(qc), scales: qs },
-              { codes: fp4(kc), scales: ks },
-              { codes: fp4(vc), scales: vs },
-              { causal, qkFormat: 'nvfp4', pFormat: 'nvfp4', deltaS, blockQ: 128, blockK: 128 },
-            );
+            // sage3: random bytes as E2M1 codes, NVFP4 scales and a ΔS of zeros (sage3Operands)
+            const ops = sage3Operands(rt, shape, [qc, kc, vc]);
+            const plan = planSageKernelGpu(ops.q, ops.k, ops.v, {
+              causal,
+              qkFormat: 'nvfp4',
+              pFormat: 'nvfp4',
+              deltaS: ops.deltaS,
+              blockQ: 128,
+              blockK: 128,
+            });
             const tier = plan.tier;
             const t = await timePlan(rt, plan, ctx.quick);
             const tops = flops / (t.kernelMs * 1e-3) / 1e12;
@@ -333,7 +331,7 @@ async function run(ctx: BenchContext): Promise<BenchRow[]> {
               device,
               notes: `${t.kernelMs.toFixed(3)} ms (${t.method}) including the Q/K/V FP4 → f16 decodes; ${(tops / denseTops).toFixed(2)}× sparq dense f16 in the same run`,
             });
-            for (const x of [qs, ks, vs, deltaS]) x.destroy();
+            ops.destroy();
           }
           // end to end from float16 q, k, v on the GPU: smoothing, quantization, kernel (wall clock)
           const steps: Record<string, string> = {
