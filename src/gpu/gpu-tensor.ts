@@ -100,15 +100,25 @@ export function emptyGpu<D extends DType>(
   label?: string,
   minBytes = 0,
 ): GpuTensor<D> {
-  const bytes = Math.max(shapeSize(shape) * bytesPerElement(dtype), minBytes);
-  return new GpuTensor(runtime, runtime.tensorBuffer(bytes, STORAGE_USAGE, label), shape, dtype, {
-    pooled: true,
-  });
+  return allocate(runtime, shape, dtype, label, minBytes, false);
 }
 
-/** Copies a host tensor to the GPU. */
+function allocate<D extends DType>(
+  runtime: GpuRuntime,
+  shape: Shape,
+  dtype: D,
+  label: string | undefined,
+  minBytes: number,
+  overwritten: boolean,
+): GpuTensor<D> {
+  const bytes = Math.max(shapeSize(shape) * bytesPerElement(dtype), minBytes);
+  const buffer = runtime.tensorBuffer(bytes, STORAGE_USAGE, label, overwritten);
+  return new GpuTensor(runtime, buffer, shape, dtype, { pooled: true });
+}
+
+/** Copies a host tensor to the GPU (a reused buffer is not cleared first: the copy writes every byte). */
 export function upload<D extends DType>(runtime: GpuRuntime, t: Tensor<D>, label?: string): GpuTensor<D> {
-  const g = emptyGpu(runtime, t.shape, t.dtype, label);
+  const g = allocate(runtime, t.shape, t.dtype, label, 0, true);
   const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   const padded = bytes.byteLength % 4 === 0 ? bytes : copyPadded(bytes);
   if (padded.byteLength > 0) {

@@ -154,14 +154,16 @@ export class GpuRuntime {
 
   /**
    * A buffer for a tensor: a released one of the same size and usage from the pool, cleared to zero
-   * (as WebGPU clears a new buffer) by a command submitted now, or a new one. Give it back with
-   * `recycleTensorBuffer` once the work that uses it has been submitted.
+   * (as WebGPU clears a new buffer) by a command submitted now — unless `overwritten`, when the caller
+   * writes every byte next (an upload) —, or a new one. Give it back with `recycleTensorBuffer` once
+   * the work that uses it has been submitted.
    */
-  tensorBuffer(size: number, usage: number, label?: string): GPUBuffer {
+  tensorBuffer(size: number, usage: number, label?: string, overwritten = false): GPUBuffer {
     this.assertAlive();
     const bytes = Math.max(4, Math.ceil(size / 4) * 4);
     const reused = this.pool.take(bytes, usage);
     if (!reused) return this.createBuffer(size, usage, label);
+    if (overwritten) return reused;
     const enc = this.device.createCommandEncoder();
     enc.clearBuffer(reused);
     this.device.queue.submit([enc.finish()]);

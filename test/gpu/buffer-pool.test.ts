@@ -92,6 +92,11 @@ test(
     const other = emptyGpu(rt, [n + 1], 'float32');
     assert.notEqual(other.buffer, buffer);
     again.destroy();
+    // an upload may reuse the buffer (uncleared, since the copy writes every byte) and holds exactly its values
+    const twos = upload(rt, new Tensor(new Float32Array(n).fill(2), [n], 'float32'));
+    assert.equal(twos.buffer, buffer);
+    assert.ok((await download(twos)).data.every((x) => x === 2));
+    twos.destroy();
     other.destroy();
     again.destroy(); // a second destroy() is a no-op, not a second entry
     assert.equal(rt.bufferPoolStats.buffers, 2);
